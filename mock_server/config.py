@@ -1,0 +1,57 @@
+"""Start-up options of the mock, from the command line or the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .domain.clock import ClockMode
+from .domain.models import Account, AccountId
+
+DEFAULT_ACCESS_KEY = "mock-access-key"
+DEFAULT_SECRET_KEY = "mock-secret-key"
+DEFAULT_API_KEY = "mock-api-key"
+
+
+def default_accounts() -> tuple[Account, ...]:
+    return (
+        Account(
+            AccountId(DEFAULT_ACCESS_KEY),
+            DEFAULT_ACCESS_KEY,
+            DEFAULT_SECRET_KEY,
+            (DEFAULT_API_KEY,),
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+    accounts: tuple[Account, ...] = field(default_factory=default_accounts)
+    fixtures_file: str | None = None
+    seed: int | None = None
+    clock_mode: ClockMode = ClockMode.REAL
+    clock_speed: float = 1.0
+    clock_start_ms: int | None = None
+    submit_delay_s: float = 1.0
+    processing_delay_s: float = 3.0
+    allow_dirs: tuple[str, ...] = ()
+    store: str = "memory"
+    max_body_bytes: int = 10 * 1024 * 1024
+    webhook_secret: str | None = None
+    callback_attempts: int = 5
+    callback_timeout_s: float = 5.0
+    callback_backoff_s: float = 0.5
+    journal_limit: int = 10_000
+    log_level: str = "info"
+
+    @property
+    def base_url(self) -> str:
+        """Absolute URL the mock puts in results and TTS audio links."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if host in ("0.0.0.0", "[::]"):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}"

@@ -1,0 +1,155 @@
+"""The OpenAPI document as the mock reads it: schemas, error table, rules and voices."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
+
+from .domain.errors import INVALID_PARAMETER, ApiError
+
+SPEC_FILE = "lipsync.yaml"
+ADMIN_SPEC_FILE = "admin.yaml"
+_BASE_URI = "urn:kling-lipsync"
+
+
+def spec_dir() -> Path:
+    """openapi/ of the source tree, or the copy packaged inside an installed wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "openapi", here / "_openapi"):
+        if (candidate / SPEC_FILE).is_file():
+            return candidate
+    return Path(str(resources.files("mock_server") / "_openapi"))
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    operation: str
+    check: str
+    fields: tuple[str, ...]
+    code: int
+    text: str
+    boundary: Any = None
+
+
+class Spec:
+    """Parsed once; validators are compiled once per schema."""
+
+    def __init__(self, document: Mapping[str, Any], text: str) -> None:
+        self.document = document
+        self.yaml_text = text
+        self.json_text = json.dumps(document, indent=2)
+        self.http_status: dict[int, int] = {
+            int(e["code"]): int(e["http"]) for e in document["x-kling-errors"]
+        }
+        self.error_text: dict[int, str] = {
+            int(e["code"]): str(e["explanation"]) for e in document["x-kling-errors"]
+        }
+        self.rules: dict[str, Rule] = {
+            r["id"]: Rule(
+                id=r["id"],
+                operation=r["operation"],
+                check=r["check"],
+                fields=tuple(r["fields"]),
+                code=int(r["code"]),
+                text=r["text"],
+                boundary=r.get("boundary"),
+            )
+            for r in document["x-kling-rules"]
+        }
+        self.voices: dict[str, str] = {
+            v["voice_id"]: v["language"] for v in document.get("x-kling-voices", [])
+        }
+        resource = Resource.from_contents(
+            {**document, "$schema": "https://json-schema.org/draft/2020-12/schema"}
+        )
+        self._registry: Registry[Any] = Registry().with_resource(_BASE_URI, resource)
+        self._schema_rules = self._index_schema_rules()
+
+    def _index_schema_rules(self) -> dict[tuple[str, str], str]:
+        """(operation, field path with [] for indexes) -> rule id, for `check: schema` rules."""
+        index: dict[tuple[str, str], str] = {}
+        for rule in self.rules.values():
+            if rule.check == "schema":
+                for f in rule.fields:
+                    index[(rule.operation, f)] = rule.id
+        return index
+
+    @functools.cache  # noqa: B019 - one Spec per process; the cache lives as long as it does
+    def validator(self, schema_name: str) -> Draft202012Validator:
+        schema = {"$ref": f"{_BASE_URI}#/components/schemas/{schema_name}"}
+        return Draft202012Validator(schema, registry=self._registry)
+
+    def operation(self, operation_id: str) -> Mapping[str, Any]:
+        for item in self.document["paths"].values():
+            for op in item.values():
+                if isinstance(op, dict) and op.get("operationId") == operation_id:
+                    return op
+        raise KeyError(operation_id)
+
+    def validate_body(self, operation_id: str, schema_name: str, body: Any) -> None:
+        """Raise ApiError(1201) naming the field and the rule for the first schema violation."""
+        error = _first_error(self.validator(schema_name), body)
+        if error is not None:
+            raise self._to_api_error(operation_id, error)
+
+    def validate_value(
+        self, operation_id: str, name: str, schema: Mapping[str, Any], value: Any
+    ) -> None:
+        error = _first_error(Draft202012Validator(schema), value)
+        if error is not None:
+            raise self._to_api_error(operation_id, error, prefix=name)
+
+    def _to_api_error(
+        self, operation_id: str, error: ValidationError, prefix: str = ""
+    ) -> ApiError:
+        path = prefix + _field_path(error.absolute_path)
+        if error.validator == "required" and isinstance(error.instance, dict):
+            missing = re.search(r"'([^']+)' is a required property", error.message)
+            if missing:
+                path = (path + "." if path else "") + missing.group(1)
+        generic = re.sub(r"\[\d+\]", "[]", path)
+        rule = self._schema_rules.get((operation_id, generic))
+        where = path or "body"
+        detail = error.message if len(error.message) < 200 else error.message[:200] + "..."
+        message = f"{where}: {detail}"
+        if rule is not None:
+            message += f" (rule {rule})"
+        return ApiError(INVALID_PARAMETER, message, rule)
+
+
+def _first_error(validator: Draft202012Validator, instance: Any) -> ValidationError | None:
+    # best_match picks the most relevant error deterministically.
+    from jsonschema.exceptions import best_match
+
+    return best_match(validator.iter_errors(instance))
+
+
+def _field_path(parts: Any) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+@functools.cache
+def load_spec(path: str | None = None) -> Spec:
+    file = Path(path) if path else spec_dir() / SPEC_FILE
+    text = file.read_text(encoding="utf-8")
+    return Spec(yaml.safe_load(text), text)
+
+
+def load_document(name: str) -> tuple[dict[str, Any], str]:
+    text = (spec_dir() / name).read_text(encoding="utf-8")
+    return yaml.safe_load(text), text

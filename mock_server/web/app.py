@@ -1,0 +1,353 @@
+"""The app factory: routes, the request pipeline and the error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import fixtures_file
+from ..auth import Authenticator, Principal
+from ..config import Config
+from ..domain.backend import LipSyncBackend, Phases
+from ..domain.clock import Clock
+from ..domain.errors import INTERNAL, INVALID_METHOD, INVALID_REQUEST, NOT_FOUND, ApiError
+from ..domain.fixtures import FixtureSet
+from ..domain.ids import IdSource
+from ..domain.resolver import FetchError, MediaResolver
+from ..domain.store import MemoryStore, Store
+from ..spec import Spec, load_spec
+from . import responses, serialize
+from .files import FileStore, face_png
+
+log = logging.getLogger("mock_server")
+
+Handler = Callable[["Call"], Awaitable[tuple[Any, dict[str, str] | None]]]
+
+
+@dataclass(slots=True)
+class Call:
+    """One API request as the handlers see it."""
+
+    request: Request
+    principal: Principal
+    body: dict[str, Any]
+    request_id: str
+
+
+@dataclass(slots=True)
+class Mock:
+    """Everything one running mock holds; lives on app.state.mock."""
+
+    config: Config
+    spec: Spec
+    backend: LipSyncBackend
+    auth: Authenticator
+    files: FileStore
+    http: httpx.AsyncClient
+
+    @property
+    def base_url(self) -> str:
+        return self.config.base_url
+
+
+async def _fetch(http: httpx.AsyncClient, url: str, limit: int) -> bytes:
+    try:
+        async with http.stream("GET", url) as response:
+            if response.status_code != 200:
+                raise FetchError(f"HTTP {response.status_code}")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise FetchError(f"more than {limit} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except httpx.HTTPError as exc:
+        raise FetchError(str(exc) or type(exc).__name__) from exc
+
+
+def build_mock(config: Config, store: Store | None = None, spec: Spec | None = None) -> Mock:
+    spec = spec or load_spec()
+    fixtures = FixtureSet()
+    if config.fixtures_file:
+        fixtures_file.load(config.fixtures_file, fixtures)
+    http = httpx.AsyncClient(timeout=10.0, follow_redirects=True, trust_env=False)
+    files_holder: list[FileStore] = []
+    resolver = MediaResolver(
+        fixtures,
+        fetch=lambda url, limit: _fetch(http, url, limit),
+        own_files=lambda url: files_holder[0].by_url(url),
+        allowed_dirs=config.allow_dirs,
+    )
+    backend = LipSyncBackend(
+        store=store or MemoryStore(),
+        clock=Clock(config.clock_mode, config.clock_speed, config.clock_start_ms),
+        ids=IdSource(config.seed),
+        resolver=resolver,
+        fixtures=fixtures,
+        phases=Phases(int(config.submit_delay_s * 1000), int(config.processing_delay_s * 1000)),
+        voices=spec.voices,
+    )
+    files = FileStore(backend, config.base_url)
+    files_holder.append(files)
+    return Mock(config, spec, backend, Authenticator(config.accounts), files, http)
+
+
+# -- request pipeline ------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object; size is checked before and while it is read, never after."""
+    ctype = request.headers.get("content-type")
+    if ctype is not None and ctype.split(";")[0].strip().lower() != "application/json":
+        raise ApiError.rule_broken(
+            "body-json", f"Content-Type must be application/json, got {ctype!r}", INVALID_REQUEST
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(INVALID_REQUEST, f"Content-Length is not a number: {declared!r}")
+        if int(declared) > limit:
+            raise _too_big(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_big(limit)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        detail = str(exc)[:120] if raw else "the body is empty"
+        raise ApiError.rule_broken(
+            "body-json", f"the body is not valid JSON: {detail}", INVALID_REQUEST
+        ) from exc
+    if not isinstance(body, dict):
+        raise ApiError.rule_broken(
+            "body-json",
+            f"the body must be a JSON object, got {type(body).__name__}",
+            INVALID_REQUEST,
+        )
+    return body
+
+
+def _too_big(limit: int) -> ApiError:
+    return ApiError.rule_broken(
+        "body-size", f"the body is larger than {limit} bytes", INVALID_REQUEST
+    )
+
+
+def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None) -> Any:
+    async def run(request: Request) -> Response:
+        mock: Mock = request.app.state.mock
+        request_id = mock.backend.ids.request_id()
+        try:
+            principal = mock.auth.authenticate(request.headers.get("authorization"))
+            body: dict[str, Any] = {}
+            if body_schema is not None:
+                body = await read_json(request, mock.config.max_body_bytes)
+                mock.spec.validate_body(operation_id, body_schema, body)
+            data, headers = await handler(Call(request, principal, body, request_id))
+            return responses.success(request_id, data, headers)
+        except ApiError as error:
+            return responses.failure(error, request_id, mock.spec.http_status)
+        except Exception:  # a bug in the mock still answers with the envelope
+            log.exception("internal error in %s", operation_id)
+            error = ApiError(INTERNAL, "internal error in the mock; see its log")
+            return responses.failure(error, request_id, mock.spec.http_status)
+
+    run.__name__ = operation_id
+    return run
+
+
+def _mock(call: Call) -> Mock:
+    mock: Mock = call.request.app.state.mock
+    return mock
+
+
+async def identify_face(call: Call) -> tuple[Any, dict[str, str] | None]:
+    mock = _mock(call)
+    inp = serialize.identify_face_input(call.body)
+    session = await mock.backend.identify_face(call.principal.account, inp)
+    data = serialize.session(session, mock.base_url)
+    return data, {"x-mock-media-source": session.video.source.value}
+
+
+async def create_lip_sync_task(call: Call) -> tuple[Any, dict[str, str] | None]:
+    mock = _mock(call)
+    task = await mock.backend.create_lip_sync_task(
+        call.principal.account, serialize.create_task_input(call.body)
+    )
+    return serialize.created_task(task), None
+
+
+async def get_lip_sync_task(call: Call) -> tuple[Any, dict[str, str] | None]:
+    mock = _mock(call)
+    task = mock.backend.get_lip_sync_task(call.principal.account, call.request.path_params["id"])
+    return serialize.task(task, mock.base_url), None
+
+
+def _page_param(mock: Mock, request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    param = next(
+        p for p in mock.spec.operation("listLipSyncTasks")["parameters"] if p["name"] == name
+    )
+    try:
+        value: Any = int(raw)
+    except ValueError:
+        value = raw
+    mock.spec.validate_value("listLipSyncTasks", name, param["schema"], value)
+    assert isinstance(value, int)
+    return value
+
+
+async def list_lip_sync_tasks(call: Call) -> tuple[Any, dict[str, str] | None]:
+    mock = _mock(call)
+    page_num = _page_param(mock, call.request, "pageNum", 1)
+    page_size = _page_param(mock, call.request, "pageSize", 30)
+    tasks = mock.backend.list_lip_sync_tasks(call.principal.account, page_num, page_size)
+    return [serialize.task(t, mock.base_url) for t in tasks], None
+
+
+async def create_tts(call: Call) -> tuple[Any, dict[str, str] | None]:
+    mock = _mock(call)
+    audio = mock.backend.create_tts(call.principal.account, serialize.tts_input(call.body))
+    return serialize.tts(audio, mock.base_url), None
+
+
+# -- files, spec and errors ------------------------------------------------------------------
+
+
+async def serve_file(request: Request) -> Response:
+    mock: Mock = request.app.state.mock
+    kind, name = request.path_params["kind"], request.path_params["name"]
+    stem, _, ext = name.partition(".")
+    data: bytes | None = None
+    media_type = "application/octet-stream"
+    if kind == "audio" and ext == "mp3":
+        data, media_type = mock.files.audio(stem), "audio/mpeg"
+    elif kind == "videos" and ext == "mp4":
+        data = await asyncio.to_thread(mock.files.video, stem)
+        media_type = "video/mp4"
+    elif kind == "faces" and ext == "png":
+        data, media_type = face_png(stem), "image/png"
+    if data is None:
+        error = ApiError(NOT_FOUND, f"file not found or expired: {request.url.path}")
+        return responses.failure(error, mock.backend.ids.request_id(), mock.spec.http_status)
+    return Response(data, media_type=media_type)
+
+
+async def openapi_yaml(request: Request) -> Response:
+    mock: Mock = request.app.state.mock
+    return Response(mock.spec.yaml_text, media_type="application/yaml")
+
+
+async def openapi_json(request: Request) -> Response:
+    mock: Mock = request.app.state.mock
+    return Response(mock.spec.json_text, media_type="application/json")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    mock: Mock = request.app.state.mock
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 405:
+        error = ApiError(INVALID_METHOD, f"{request.method} is not a method of {request.url.path}")
+    elif status == 404:
+        error = ApiError(INVALID_METHOD, f"no such route: {request.method} {request.url.path}")
+    else:
+        error = ApiError(INVALID_REQUEST, f"bad request: {getattr(exc, 'detail', exc)}")
+    return responses.failure(error, mock.backend.ids.request_id(), mock.spec.http_status)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    mock: Mock = request.app.state.mock
+    log.exception("unhandled error", exc_info=exc)
+    error = ApiError(INTERNAL, "internal error in the mock; see its log")
+    return responses.failure(error, mock.backend.ids.request_id(), mock.spec.http_status)
+
+
+async def _ticker(mock: Mock) -> None:
+    """Fires due transitions in real time; in manual mode only the control API moves time."""
+    backend = mock.backend
+    while True:
+        try:
+            backend.advance()
+        except Exception:
+            log.exception("advancing tasks failed")
+        due = backend.store.next_due_ms()
+        wait = 0.25 if due is None else backend.clock.wall_seconds_until(due)
+        await asyncio.sleep(min(max(wait, 0.005), 0.25))
+
+
+def api_routes() -> list[Route]:
+    return [
+        Route(
+            "/v1/videos/identify-face",
+            endpoint("identifyFace", identify_face, "IdentifyFaceRequest"),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/videos/advanced-lip-sync",
+            endpoint("createLipSyncTask", create_lip_sync_task, "CreateTaskRequest"),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/videos/advanced-lip-sync",
+            endpoint("listLipSyncTasks", list_lip_sync_tasks),
+            methods=["GET"],
+        ),
+        Route(
+            "/v1/videos/advanced-lip-sync/{id}",
+            endpoint("getLipSyncTask", get_lip_sync_task),
+            methods=["GET"],
+        ),
+        Route("/v1/audio/tts", endpoint("createTts", create_tts, "TtsRequest"), methods=["POST"]),
+        Route("/files/{kind}/{name}", serve_file, methods=["GET"]),
+        Route("/openapi.yaml", openapi_yaml, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+    ]
+
+
+def create_app(config: Config | None = None, mock: Mock | None = None) -> Starlette:
+    config = config or Config()
+    mock = mock or build_mock(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        ticker = asyncio.create_task(_ticker(mock))
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            await mock.http.aclose()
+
+    app = Starlette(
+        routes=api_routes(),
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
+    )
+    app.state.mock = mock
+    return app

@@ -1,0 +1,143 @@
+"""Wire shapes: the only place where Kling's field names meet the domain types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..domain.backend import CreateTaskInput, FaceChooseInput, IdentifyFaceInput, TtsInput
+from ..domain.models import Audio, Session, Task, TaskStatus
+
+
+def seconds(ms: int) -> str:
+    """Kling writes durations as decimal seconds: 5200 -> "5.2", 6000 -> "6"."""
+    text = f"{ms / 1000:.3f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def _str(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def identify_face_input(body: dict[str, Any]) -> IdentifyFaceInput:
+    return IdentifyFaceInput(video_id=_str(body, "video_id"), video_url=_str(body, "video_url"))
+
+
+def create_task_input(body: dict[str, Any]) -> CreateTaskInput:
+    fc = body["face_choose"][0]
+    watermark = body.get("watermark_info") or {}
+    return CreateTaskInput(
+        session_id=body["session_id"],
+        face=FaceChooseInput(
+            face_id=fc["face_id"],
+            audio_id=_str(fc, "audio_id"),
+            sound_file=_str(fc, "sound_file"),
+            start_ms=int(fc["sound_start_time"]),
+            end_ms=int(fc["sound_end_time"]),
+            insert_ms=int(fc["sound_insert_time"]),
+            sound_volume=float(fc.get("sound_volume", 1)),
+            original_volume=float(fc.get("original_audio_volume", 1)),
+        ),
+        watermark=bool(watermark.get("enabled", False)),
+        external_task_id=_str(body, "external_task_id"),
+        callback_url=_str(body, "callback_url"),
+    )
+
+
+def tts_input(body: dict[str, Any]) -> TtsInput:
+    return TtsInput(
+        text=body["text"],
+        voice_id=body["voice_id"],
+        voice_language=body.get("voice_language", "zh"),
+        voice_speed=float(body.get("voice_speed", 1.0)),
+    )
+
+
+def session(s: Session, base_url: str) -> dict[str, Any]:
+    return {
+        "session_id": s.session_id,
+        "final_unit_deduction": "1",
+        "face_data": [
+            {
+                "face_id": f.face_id,
+                "face_image": f"{base_url}/files/faces/{s.session_id}-{f.face_id}.png",
+                "start_time": f.start_ms,
+                "end_time": f.end_ms,
+            }
+            for f in s.video.faces
+        ],
+    }
+
+
+def created_task(t: Task) -> dict[str, Any]:
+    return {
+        "task_id": t.task_id,
+        "task_info": {"external_task_id": t.external_task_id},
+        "task_status": t.status.value,
+        "created_at": t.created_at_ms,
+        "updated_at": t.updated_at_ms,
+    }
+
+
+def result_url(t: Task, base_url: str, watermark: bool = False) -> str:
+    url = f"{base_url}/files/videos/{t.result_video_id}.mp4"
+    # The watermarked link is "anti-hotlinking format": a signed query, like a CDN's.
+    return url + f"?watermark=1&sign={t.task_id[-8:]}" if watermark else url
+
+
+def task(t: Task, base_url: str) -> dict[str, Any]:
+    videos: list[dict[str, Any]] = []
+    if t.status is TaskStatus.SUCCEED and t.result_video_id is not None:
+        video: dict[str, Any] = {
+            "id": t.result_video_id,
+            "url": result_url(t, base_url),
+            "duration": seconds(t.parent.duration_ms),
+        }
+        if t.watermark:
+            video["watermark_url"] = result_url(t, base_url, watermark=True)
+        videos.append(video)
+    return {
+        "task_id": t.task_id,
+        "task_status": t.status.value,
+        "task_status_msg": t.status_msg,
+        "task_info": {
+            "external_task_id": t.external_task_id,
+            "parent_video": {
+                "id": t.parent.video_id,
+                "url": t.parent.url,
+                "duration": seconds(t.parent.duration_ms),
+            },
+        },
+        "task_result": {"videos": videos},
+        "watermark_info": {"enabled": t.watermark},
+        "final_unit_deduction": t.units,
+        "created_at": t.created_at_ms,
+        "updated_at": t.updated_at_ms,
+    }
+
+
+def callback_payload(t: Task, base_url: str) -> dict[str, Any]:
+    """The legacy callback body: the task itself, no envelope."""
+    body = task(t, base_url)
+    del body["watermark_info"]
+    return body
+
+
+def tts(a: Audio, base_url: str) -> dict[str, Any]:
+    return {
+        "task_id": a.audio_id,
+        "task_status": TaskStatus.SUCCEED.value,
+        "task_status_msg": "",
+        "task_result": {
+            "audios": [
+                {
+                    "id": a.audio_id,
+                    "url": f"{base_url}/files/audio/{a.audio_id}.mp3",
+                    "duration": seconds(a.meta.duration_ms),
+                }
+            ]
+        },
+        "final_unit_deduction": "1",
+        "created_at": a.created_at_ms,
+        "updated_at": a.created_at_ms,
+    }
