@@ -169,3 +169,42 @@ class Account:
     access_key: str
     secret_key: str
     api_keys: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One request the mock answered, as the control API and `check-client` read it."""
+
+    seq: int
+    wall_ms: int  # real time, for client-behaviour checks such as polling intervals
+    clock_ms: int  # the mock's clock
+    method: str
+    path: str
+    query: str
+    operation: str | None
+    account: str | None
+    auth: str | None  # "jwt", "api_key" or None when authentication failed
+    token_lifetime_s: int | None
+    body: object  # the JSON body with large strings (base64 audio) summarised
+    http_status: int
+    code: int
+    request_id: str
+    latency_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One attempt to POST a callback."""
+
+    seq: int
+    delivery_id: str  # webhook-id; the same for every attempt of one delivery
+    task_id: str
+    account: str
+    task_status: str
+    url: str
+    attempt: int
+    http_status: int | None
+    error: str | None
+    latency_ms: float
+    wall_ms: int
+    chaos: str | None = None  # "duplicate", "dropped", "delayed", "reordered"

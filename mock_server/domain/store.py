@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Protocol
 
 from .models import (
@@ -12,6 +12,8 @@ from .models import (
     Audio,
     AudioId,
     BlobKey,
+    DeliveryAttempt,
+    JournalEntry,
     Session,
     SessionId,
     Task,
@@ -48,6 +50,11 @@ class Store(Protocol):
     def next_due_ms(self) -> int | None: ...
     def put_blob(self, data: bytes) -> BlobKey: ...
     def get_blob(self, key: BlobKey) -> bytes | None: ...
+    def add_journal(self, entry: JournalEntry) -> None: ...
+    def journal(self, after_seq: int = 0, limit: int | None = None) -> list[JournalEntry]:
+        """Entries with seq > after_seq, oldest first."""
+    def add_delivery(self, attempt: DeliveryAttempt) -> None: ...
+    def deliveries(self, task_id: str | None = None) -> list[DeliveryAttempt]: ...
 
 
 def blob_key(data: bytes) -> BlobKey:
@@ -57,8 +64,11 @@ def blob_key(data: bytes) -> BlobKey:
 class MemoryStore:
     """Dicts and a due-time heap; blobs are content-addressed in a bounded LRU."""
 
-    def __init__(self, blob_budget_bytes: int = 256 * 1024 * 1024) -> None:
+    def __init__(
+        self, blob_budget_bytes: int = 256 * 1024 * 1024, journal_limit: int = 10_000
+    ) -> None:
         self._blob_budget = blob_budget_bytes
+        self._journal_limit = journal_limit
         self.reset()
 
     def reset(self) -> None:
@@ -73,6 +83,8 @@ class MemoryStore:
         self._due: list[tuple[int, TaskId]] = []
         self._blobs: OrderedDict[BlobKey, bytes] = OrderedDict()
         self._blob_bytes = 0
+        self._journal: deque[JournalEntry] = deque(maxlen=self._journal_limit)
+        self._deliveries: deque[DeliveryAttempt] = deque(maxlen=self._journal_limit)
 
     def put_session(self, session: Session) -> None:
         self._sessions[session.session_id] = session
@@ -167,3 +179,16 @@ class MemoryStore:
         if data is not None:
             self._blobs.move_to_end(key)
         return data
+
+    def add_journal(self, entry: JournalEntry) -> None:
+        self._journal.append(entry)
+
+    def journal(self, after_seq: int = 0, limit: int | None = None) -> list[JournalEntry]:
+        out = [e for e in self._journal if e.seq > after_seq]
+        return out if limit is None else out[:limit]
+
+    def add_delivery(self, attempt: DeliveryAttempt) -> None:
+        self._deliveries.append(attempt)
+
+    def deliveries(self, task_id: str | None = None) -> list[DeliveryAttempt]:
+        return [d for d in self._deliveries if task_id is None or d.task_id == task_id]
