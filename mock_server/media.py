@@ -77,8 +77,6 @@ _AV_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     ValueError,
     RuntimeError,
-    EOFError,
-    LookupError,
 )
 
 _EXTENSIONS: dict[str, MediaFormat] = {
@@ -148,9 +146,14 @@ def format_from_extension(name: str) -> MediaFormat | None:
     return _EXTENSIONS.get(ext.lower())
 
 
+def _open(source: BinaryIO) -> InputContainer:
+    """Open media for reading; undecodable tag text is replaced rather than fatal."""
+    return av.open(source, mode="r", metadata_errors="replace")
+
+
 def _probe(source: BinaryIO, size: int) -> MediaInfo:
     try:
-        container = av.open(source, mode="r")
+        container = _open(source)
     except _AV_ERRORS as exc:
         raise MediaError(f"media could not be decoded: {_reason(exc)}") from exc
     try:
@@ -230,15 +233,42 @@ def _declared_ms(
 class _Span:
     """Decoded extent of one stream."""
 
-    __slots__ = ("errors", "first", "frames", "last_error", "samples", "stop")
+    __slots__ = ("first", "frames", "samples", "stop")
 
     def __init__(self) -> None:
         self.frames = 0
         self.samples = 0
         self.first: float | None = None
         self.stop = 0.0
-        self.errors = 0
-        self.last_error: BaseException | None = None
+
+
+def _frames(
+    container: InputContainer,
+    streams: Sequence[AudioStream | VideoStream],
+    failures: dict[int, BaseException],
+) -> Iterator[tuple[AudioStream | VideoStream, AudioFrame | VideoFrame]]:
+    """Decode the streams, skipping a few bad packets like players do.
+
+    The last error of each stream is recorded in ``failures``; once a stream has more
+    errors than the budget allows, MediaError is raised.
+    """
+    by_index = {stream.index: stream for stream in streams}
+    errors = dict.fromkeys(by_index, 0)
+    packets = 0
+    for packet in container.demux(*streams):
+        stream = by_index[packet.stream.index]
+        packets += 1
+        try:
+            decoded = packet.decode()
+        except _AV_ERRORS as exc:
+            failures[stream.index] = exc
+            errors[stream.index] += 1
+            if errors[stream.index] > max(_MAX_DECODE_ERRORS, packets // 10):
+                raise MediaError(f"{stream.type} could not be decoded: {_reason(exc)}") from exc
+            continue
+        for frame in decoded:
+            if isinstance(frame, AudioFrame | VideoFrame):
+                yield stream, frame
 
 
 def _decode(
@@ -246,30 +276,18 @@ def _decode(
 ) -> int:
     """Decode the streams (all of them, or until each yields a frame); returns decoded ms."""
     spans = {stream.index: _Span() for stream in streams}
-    by_index = {stream.index: stream for stream in streams}
-    packets = 0
-    for packet in container.demux(*streams):
-        packets += 1
-        span = spans[packet.stream.index]
-        stream = by_index[packet.stream.index]
-        try:
-            frames = packet.decode()
-        except _AV_ERRORS as exc:
-            span.errors += 1
-            span.last_error = exc
-            if span.errors > max(_MAX_DECODE_ERRORS, packets // 10):
-                raise MediaError(f"{stream.type} could not be decoded: {_reason(exc)}") from exc
-            continue
-        for frame in frames:
-            _account(span, frame, stream)
-        if not full and all(s.frames for s in spans.values()):
+    failures: dict[int, BaseException] = {}
+    for stream, frame in _frames(container, streams, failures):
+        _account(spans[stream.index], frame, stream)
+        if not full and all(span.frames for span in spans.values()):
             break
 
     longest = 0.0
     for stream in streams:
         span = spans[stream.index]
         if not span.frames:
-            reason = _reason(span.last_error) if span.last_error else f"no {stream.type} frames"
+            failure = failures.get(stream.index)
+            reason = _reason(failure) if failure else f"no {stream.type} frames"
             raise MediaError(f"{stream.type} could not be decoded: {reason}")
         if isinstance(stream, AudioStream):
             rate = stream.codec_context.sample_rate or stream.rate
@@ -280,11 +298,13 @@ def _decode(
     return round(longest * 1000)
 
 
-def _account(span: _Span, frame: object, stream: AudioStream | VideoStream) -> None:
+def _account(
+    span: _Span, frame: AudioFrame | VideoFrame, stream: AudioStream | VideoStream
+) -> None:
     span.frames += 1
     if isinstance(frame, AudioFrame):
         span.samples += frame.samples
-    elif isinstance(frame, VideoFrame) and frame.time is not None:
+    elif frame.time is not None:
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         if span.first is None:
             span.first = frame.time
@@ -526,20 +546,25 @@ def _decode_mono(data: bytes, rate: int) -> bytes:
     if not data:
         raise MediaError("empty file")
     chunks: list[bytes] = []
+    failures: dict[int, BaseException] = {}
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
+        with _open(io.BytesIO(data)) as container:
             if not container.streams.audio:
                 raise MediaError("no audio stream found")
+            stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
-            for frame in container.decode(container.streams.audio[0]):
-                chunks.extend(_frame_pcm(out) for out in resampler.resample(frame))
+            for _, frame in _frames(container, [stream], failures):
+                if isinstance(frame, AudioFrame):
+                    chunks.extend(_frame_pcm(out) for out in resampler.resample(frame))
             chunks.extend(_frame_pcm(out) for out in resampler.resample(None))
     except MediaError:
         raise
     except _AV_ERRORS as exc:
         raise MediaError(f"audio could not be decoded: {_reason(exc)}") from exc
     if not chunks:
-        raise MediaError("audio could not be decoded: no audio frames")
+        failure = next(iter(failures.values()), None)
+        reason = _reason(failure) if failure else "no audio frames"
+        raise MediaError(f"audio could not be decoded: {reason}")
     return b"".join(chunks)
 
 
