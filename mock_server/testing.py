@@ -12,6 +12,7 @@ from typing import Any
 
 import uvicorn
 
+from .admin_client import AdminClient
 from .auth import make_token
 from .config import Config
 from .web.app import Mock, create_app
@@ -33,6 +34,7 @@ class MockServer:
             uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on")
         )
         self._thread = threading.Thread(target=self._run, name="lipsync-mock", daemon=True)
+        self._admin: AdminClient | None = None
 
     def _run(self) -> None:
         asyncio.run(self._server.serve(sockets=[self._sock]))
@@ -58,6 +60,13 @@ class MockServer:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
 
+    @property
+    def admin(self) -> AdminClient:
+        """The control client: clock, faults, fixtures, journal, callbacks."""
+        if self._admin is None:
+            self._admin = AdminClient(self.base_url)
+        return self._admin
+
     def start(self, timeout_s: float = 10.0) -> MockServer:
         self._thread.start()
         deadline = time.monotonic() + timeout_s
@@ -68,6 +77,8 @@ class MockServer:
         return self
 
     def stop(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._sock.close()

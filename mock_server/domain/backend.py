@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -9,6 +11,7 @@ from .. import media
 from . import rules
 from .clock import Clock
 from .errors import NOT_FOUND, ApiError
+from .faults import FaultRegistry
 from .fixtures import FixtureSet
 from .ids import IdSource
 from .lifecycle import step
@@ -82,6 +85,16 @@ class Phases:
 Listener = Callable[[TaskEvent], None]
 
 
+def result_video_id(task_id: TaskId) -> VideoId:
+    """The result video's 18-digit id, derived from the task id.
+
+    Not drawn from the seeded id source: transitions fire from the ticker as well as from
+    requests, so a draw here would make every later id depend on wall-clock timing.
+    """
+    digest = hashlib.sha256(f"result-video:{task_id}".encode()).digest()
+    return VideoId(str(10**17 + int.from_bytes(digest[:8], "big") % (9 * 10**17)))
+
+
 class LipSyncBackend:
     def __init__(
         self,
@@ -101,9 +114,7 @@ class LipSyncBackend:
         self.phases = phases
         self.voices = dict(voices)
         self.listeners: list[Listener] = []
-        self.in_flight_limit: int | None = None
-        # Filled by faults; consulted when a task is created.
-        self.forced_outcomes: list[Callable[[AccountId, str], Outcome | None]] = []
+        self.faults = FaultRegistry()
 
     # -- operations -------------------------------------------------------------------------
 
@@ -236,11 +247,7 @@ class LipSyncBackend:
             )
 
     def _check_in_flight(self, account: AccountId) -> None:
-        limit = self.in_flight_limit
-        if limit is not None and self.store.count_in_flight(account) >= limit:
-            raise ApiError(
-                1303, f"concurrency limit: {limit} tasks already in flight for this account"
-            )
+        self.faults.check_in_flight(account, self.store.count_in_flight(account))
 
     def _audio_by_id(self, account: AccountId, audio_id: str, field: str, now: int) -> AudioMeta:
         fixture = self.fixtures.audios_by_id.get(audio_id)
@@ -261,19 +268,17 @@ class LipSyncBackend:
         return audio.meta
 
     def _outcome_for(self, account: AccountId, external_id: str, video_url: str) -> Outcome:
-        for forced in self.forced_outcomes:
-            outcome = forced(account, external_id)
-            if outcome is not None:
-                return outcome
         rule = self.fixtures.outcome_for(external_id, video_url)
         if rule is None:
-            return Outcome(self.phases.submitted_ms, self.phases.processing_ms)
-        return Outcome(
-            self.phases.submitted_ms if rule.submitted_ms is None else rule.submitted_ms,
-            self.phases.processing_ms if rule.processing_ms is None else rule.processing_ms,
-            rule.status,
-            rule.message,
-        )
+            outcome = Outcome(self.phases.submitted_ms, self.phases.processing_ms)
+        else:
+            outcome = Outcome(
+                self.phases.submitted_ms if rule.submitted_ms is None else rule.submitted_ms,
+                self.phases.processing_ms if rule.processing_ms is None else rule.processing_ms,
+                rule.status,
+                rule.message,
+            )
+        return self.faults.outcome_for(account, external_id, outcome)
 
     def get_lip_sync_task(self, account: AccountId, task_or_external_id: str) -> Task:
         self.advance()
@@ -283,7 +288,8 @@ class LipSyncBackend:
         if task is None:
             raise ApiError(
                 NOT_FOUND,
-                f"task not found: {task_or_external_id} (rule task-exists)",
+                f"id: no task {task_or_external_id!r} of this account, by task_id or "
+                "external_task_id (rule task-exists)",
                 "task-exists",
             )
         return task
@@ -324,7 +330,7 @@ class LipSyncBackend:
                 task = self.store.get_task(tid)
                 if task is None:
                     continue
-                new = step(task, lambda: VideoId(self.ids.numeric()))
+                new = step(task, functools.partial(result_video_id, tid))
                 if new is task:
                     continue
                 self.store.save_task(new)

@@ -68,6 +68,14 @@ class Clock:
                     raise ValueError("clock speed must be positive")
                 self._speed = speed
 
+    def reset(self, mode: ClockMode, speed: float, start_ms: int | None) -> None:
+        """Back to the start-up state (the control API's reset)."""
+        with self._lock:
+            self._mode = mode
+            self._speed = speed
+            self._anchor_wall = time.time()
+            self._anchor_ms = int(self._anchor_wall * 1000) if start_ms is None else start_ms
+
     def wall_seconds_until(self, at_ms: int) -> float:
         """Real seconds until the timeline reaches `at_ms`; infinite in manual mode."""
         if self._mode is ClockMode.MANUAL:

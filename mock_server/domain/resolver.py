@@ -126,8 +126,10 @@ def check_video(meta: VideoMeta, field: str) -> None:
             "video-duration",
             f"{field}: the video lasts {meta.duration_ms} ms; it must last 2 s to 60 s",
         )
-    short = min(meta.width, meta.height)
-    if not (512 <= meta.width <= 2160 and 512 <= meta.height <= 2160) or short not in (720, 1080):
+    # "720p or 1080p" names the class by one side; the other may go down to 512 px (the
+    # documented lower bound, unreachable if the shorter side had to be 720 or 1080).
+    sides = (meta.width, meta.height)
+    if not all(512 <= s <= 2160 for s in sides) or not {720, 1080} & set(sides):
         raise ApiError.rule_broken(
             "video-resolution",
             f"{field}: the video is {meta.width}x{meta.height}; it must be 720p or 1080p "
