@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from ..domain.store import MemoryStore, Store
 from ..spec import Spec, load_spec
 from . import responses, serialize
 from .files import FileStore, face_png
+from .journal import Journal
 
 log = logging.getLogger("mock_server")
 
@@ -56,6 +58,7 @@ class Mock:
     auth: Authenticator
     files: FileStore
     http: httpx.AsyncClient
+    journal: Journal
 
     @property
     def base_url(self) -> str:
@@ -103,7 +106,8 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
     )
     files = FileStore(backend, config.base_url)
     files_holder.append(files)
-    return Mock(config, spec, backend, Authenticator(config.accounts), files, http)
+    journal = Journal(backend.store, backend.clock)
+    return Mock(config, spec, backend, Authenticator(config.accounts), files, http, journal)
 
 
 # -- request pipeline ------------------------------------------------------------------------
@@ -159,21 +163,42 @@ def _too_big(limit: int) -> ApiError:
 def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None) -> Any:
     async def run(request: Request) -> Response:
         mock: Mock = request.app.state.mock
+        started = time.perf_counter()
         request_id = mock.backend.ids.request_id()
+        principal: Principal | None = None
+        body: Any = None
+        code = 0
         try:
             principal = mock.auth.authenticate(request.headers.get("authorization"))
-            body: dict[str, Any] = {}
+            latency_ms = mock.backend.faults.before_request(
+                operation_id, request.url.path, principal.account
+            )
+            if latency_ms:
+                await asyncio.sleep(latency_ms / 1000)
             if body_schema is not None:
                 body = await read_json(request, mock.config.max_body_bytes)
                 mock.spec.validate_body(operation_id, body_schema, body)
-            data, headers = await handler(Call(request, principal, body, request_id))
-            return responses.success(request_id, data, headers)
+            data, headers = await handler(Call(request, principal, body or {}, request_id))
+            response = responses.success(request_id, data, headers)
         except ApiError as error:
-            return responses.failure(error, request_id, mock.spec.http_status)
+            code = error.code
+            response = responses.failure(error, request_id, mock.spec.http_status)
         except Exception:  # a bug in the mock still answers with the envelope
             log.exception("internal error in %s", operation_id)
+            code = INTERNAL
             error = ApiError(INTERNAL, "internal error in the mock; see its log")
-            return responses.failure(error, request_id, mock.spec.http_status)
+            response = responses.failure(error, request_id, mock.spec.http_status)
+        mock.journal.record(
+            request,
+            operation=operation_id,
+            principal=principal,
+            body=body,
+            http_status=response.status_code,
+            code=code,
+            request_id=request_id,
+            started=started,
+        )
+        return response
 
     run.__name__ = operation_id
     return run
@@ -277,7 +302,19 @@ async def http_error(request: Request, exc: Exception) -> Response:
         error = ApiError(INVALID_METHOD, f"no such route: {request.method} {request.url.path}")
     else:
         error = ApiError(INVALID_REQUEST, f"bad request: {getattr(exc, 'detail', exc)}")
-    return responses.failure(error, mock.backend.ids.request_id(), mock.spec.http_status)
+    request_id = mock.backend.ids.request_id()
+    response = responses.failure(error, request_id, mock.spec.http_status)
+    mock.journal.record(
+        request,
+        operation=None,
+        principal=None,
+        body=None,
+        http_status=response.status_code,
+        code=error.code,
+        request_id=request_id,
+        started=time.perf_counter(),
+    )
+    return response
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
@@ -344,8 +381,10 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> Starle
                 await ticker
             await mock.http.aclose()
 
+    from .admin import admin_routes  # admin builds on this module's pipeline
+
     app = Starlette(
-        routes=api_routes(),
+        routes=api_routes() + admin_routes(),
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
