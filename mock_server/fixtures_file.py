@@ -87,11 +87,11 @@ def apply(doc: dict[str, Any], into: FixtureSet) -> FixtureSet:
         else:
             raise FixtureError(f"{where}: give a url or an id")
     for i, entry in enumerate(doc.get("audios") or []):
-        meta = audio(entry, f"audios[{i}]")
+        sound = audio(entry, f"audios[{i}]")
         if entry.get("url"):
-            into.audios_by_url[str(entry["url"])] = meta
+            into.audios_by_url[str(entry["url"])] = sound
         elif entry.get("id"):
-            into.audios_by_id[str(entry["id"])] = meta
+            into.audios_by_id[str(entry["id"])] = sound
         else:
             raise FixtureError(f"audios[{i}]: give a url or an id")
     for i, entry in enumerate(doc.get("outcomes") or []):

@@ -75,7 +75,7 @@ def fault_from_dict(raw: Mapping[str, Any]) -> Fault:
     if unknown:
         raise _bad(f"unknown keys {sorted(unknown)}; known: {sorted(known)}")
     try:
-        kind = FaultKind(raw.get("kind"))
+        kind = FaultKind(str(raw.get("kind")))
     except ValueError as exc:
         raise _bad(f"kind must be one of {[k.value for k in FaultKind]}") from exc
     values = dict(raw)
@@ -112,7 +112,7 @@ class FaultRegistry:
         self._faults.append(fault)
         return fault
 
-    def list(self) -> list[Fault]:
+    def all(self) -> list[Fault]:
         return list(self._faults)
 
     def remove(self, fault_id: str) -> bool:

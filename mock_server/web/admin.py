@@ -35,8 +35,8 @@ def admin_endpoint(handler: AdminHandler) -> Callable[[Request], Awaitable[Respo
         except ApiError as error:
             return responses.failure(error, request_id, mock.spec.http_status)
         except fixtures_file.FixtureError as exc:
-            error = ApiError(INVALID_PARAMETER, str(exc))
-            return responses.failure(error, request_id, mock.spec.http_status)
+            refusal = ApiError(INVALID_PARAMETER, str(exc))
+            return responses.failure(refusal, request_id, mock.spec.http_status)
         return responses.success(request_id, data)
 
     run.__name__ = handler.__name__
@@ -189,7 +189,7 @@ async def clear_fixtures(request: Request, mock: Mock) -> Any:
 
 
 async def list_faults(request: Request, mock: Mock) -> Any:
-    return [f.to_dict() for f in mock.backend.faults.list()]
+    return [f.to_dict() for f in mock.backend.faults.all()]
 
 
 async def add_fault(request: Request, mock: Mock) -> Any:
@@ -206,7 +206,7 @@ async def remove_fault(request: Request, mock: Mock) -> Any:
     fault_id = request.path_params["fault_id"]
     if not mock.backend.faults.remove(fault_id):
         raise ApiError(NOT_FOUND, f"no fault {fault_id}")
-    return [f.to_dict() for f in mock.backend.faults.list()]
+    return [f.to_dict() for f in mock.backend.faults.all()]
 
 
 # -- journal, callbacks, tasks -----------------------------------------------------------------

@@ -30,6 +30,7 @@ from ..domain.resolver import FetchError, MediaResolver
 from ..domain.store import MemoryStore, Store
 from ..spec import Spec, load_spec
 from . import responses, serialize
+from .callbacks import CallbackDispatcher
 from .files import FileStore, face_png
 from .journal import Journal
 
@@ -59,6 +60,7 @@ class Mock:
     files: FileStore
     http: httpx.AsyncClient
     journal: Journal
+    callbacks: CallbackDispatcher
 
     @property
     def base_url(self) -> str:
@@ -107,7 +109,17 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
     files = FileStore(backend, config.base_url)
     files_holder.append(files)
     journal = Journal(backend.store, backend.clock)
-    return Mock(config, spec, backend, Authenticator(config.accounts), files, http, journal)
+    callbacks = CallbackDispatcher(
+        backend.store,
+        config.base_url,
+        secret=config.webhook_secret,
+        attempts=config.callback_attempts,
+        timeout_s=config.callback_timeout_s,
+        backoff_base_s=config.callback_backoff_s,
+    )
+    backend.listeners.append(callbacks.on_event)
+    auth = Authenticator(config.accounts)
+    return Mock(config, spec, backend, auth, files, http, journal, callbacks)
 
 
 # -- request pipeline ------------------------------------------------------------------------
@@ -186,8 +198,8 @@ def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None
         except Exception:  # a bug in the mock still answers with the envelope
             log.exception("internal error in %s", operation_id)
             code = INTERNAL
-            error = ApiError(INTERNAL, "internal error in the mock; see its log")
-            response = responses.failure(error, request_id, mock.spec.http_status)
+            bug = ApiError(INTERNAL, "internal error in the mock; see its log")
+            response = responses.failure(bug, request_id, mock.spec.http_status)
         mock.journal.record(
             request,
             operation=operation_id,
@@ -372,6 +384,7 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> Starle
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await mock.callbacks.start()
         ticker = asyncio.create_task(_ticker(mock))
         try:
             yield
@@ -379,6 +392,7 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> Starle
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+            await mock.callbacks.aclose()
             await mock.http.aclose()
 
     from .admin import admin_routes  # admin builds on this module's pipeline
