@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from .errors import ApiError
 from .models import SESSION_TTL_MS, Face, Session
+from .resolver import split_url
 
 
 def check_session(session: Session, now_ms: int) -> None:
@@ -30,7 +29,8 @@ def check_crop(start_ms: int, end_ms: int, field: str) -> None:
     if end_ms - start_ms < 2000:
         raise ApiError.rule_broken(
             "crop-min-length",
-            f"{field}: the cropped sound [{start_ms}, {end_ms}) ms lasts {end_ms - start_ms} ms; "
+            f"{field}.sound_end_time: the sound cropped from {field}.sound_start_time "
+            f"[{start_ms}, {end_ms}) ms lasts {end_ms - start_ms} ms; "
             "it must last at least 2000 ms",
         )
 
@@ -67,8 +67,8 @@ def check_insert(
 def check_callback_url(url: str) -> None:
     if not url:
         return
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    parts = split_url(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ApiError.rule_broken(
             "callback-url-http", f"callback_url: {url!r} is not an absolute http(s) URL"
         )
