@@ -9,7 +9,7 @@ import ipaddress
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from .. import media
 from .errors import ApiError
@@ -72,20 +72,30 @@ def derive_audio(key: str, fmt: str) -> AudioMeta:
     )
 
 
+def split_url(url: str) -> SplitResult:
+    """urlsplit that never raises: a malformed URL (e.g. "http://[::1/x") splits as a bare path."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - validates the port as a side effect
+        return parts
+    except ValueError:
+        return SplitResult("", "", url, "", "")
+
+
 def _extension(url: str) -> str | None:
-    fmt = media.format_from_extension(urlsplit(url).path if "://" in url else url)
+    fmt = media.format_from_extension(split_url(url).path if "://" in url else url)
     if fmt is not None:
         return fmt.value
-    suffix = Path(unquote(urlsplit(url).path)).suffix.lower().lstrip(".")
+    suffix = Path(unquote(split_url(url).path)).suffix.lower().lstrip(".")
     return suffix or None
 
 
 def is_url(value: str) -> bool:
-    return urlsplit(value).scheme.lower() in ("http", "https", "file")
+    return split_url(value).scheme.lower() in ("http", "https", "file")
 
 
 def is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
+    host = (split_url(url).hostname or "").lower()
     if host == "localhost":
         return True
     try:
@@ -177,9 +187,9 @@ class MediaResolver:
         own = self._own_files(url)
         if own is not None:
             return own
-        scheme = urlsplit(url).scheme.lower()
+        scheme = split_url(url).scheme.lower()
         if scheme == "file":
-            path = Path(unquote(urlsplit(url).path)).resolve()
+            path = Path(unquote(split_url(url).path)).resolve()
             if not any(path.is_relative_to(d) for d in self._allowed):
                 raise ApiError.rule_broken(
                     rule, f"{field}: {path} is not inside a folder allowed with --allow-dir"
