@@ -115,7 +115,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="[LIPSYNC_MOCK_ALLOW_DIRS, os.pathsep-separated] folder whose files file:// URLs may read; repeatable",
     )
-    add("--store", default=_env("LIPSYNC_MOCK_STORE", "memory"), help="[LIPSYNC_MOCK_STORE] memory")
+    add(
+        "--store",
+        default=_env("LIPSYNC_MOCK_STORE", "memory"),
+        metavar="memory|sqlite:PATH",
+        help="[LIPSYNC_MOCK_STORE] memory, or one SQLite file that keeps tasks, sessions and fixtures across restarts",
+    )
     add(
         "--max-body-mb",
         type=float,

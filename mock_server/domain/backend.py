@@ -127,7 +127,10 @@ class LipSyncBackend:
         else:
             video = self._video_by_id(inp.video_id)
         now = self.clock.now_ms()
-        sid = SessionId(video.session_id or self.ids.numeric())
+        sid = SessionId(
+            video.session_id
+            or self.ids.unused_numeric(lambda i: self.store.get_session(SessionId(i)) is not None)
+        )
         session = Session(sid, account, inp.video_id, inp.video_url, video, now)
         self.store.put_session(session)
         return session
@@ -201,7 +204,9 @@ class LipSyncBackend:
         )
         self._check_in_flight(account)
         task = Task(
-            task_id=TaskId(self.ids.numeric()),
+            task_id=TaskId(
+                self.ids.unused_numeric(lambda i: self.store.get_task(TaskId(i)) is not None)
+            ),
             account=account,
             external_task_id=inp.external_task_id,
             session_id=session.session_id,
@@ -303,8 +308,8 @@ class LipSyncBackend:
         if language is None or language != inp.voice_language:
             raise ApiError.rule_broken(
                 "tts-voice-known",
-                f"Voice id not found: {inp.voice_id!r} is not an official "
-                f"{inp.voice_language!r} voice",
+                f"Voice id not found: voice_id {inp.voice_id!r} is not an official voice "
+                f"of voice_language {inp.voice_language!r}",
             )
         speed = round(min(2.0, max(0.8, inp.voice_speed)), 1)
         data = media.synthesize_speech(inp.text, speed)
@@ -315,7 +320,8 @@ class LipSyncBackend:
             source=MetaSource.GENERATED,
             blob=self.store.put_blob(data),
         )
-        audio = Audio(AudioId(self.ids.numeric()), account, meta, self.clock.now_ms())
+        audio_id = self.ids.unused_numeric(lambda i: self.store.get_audio(AudioId(i)) is not None)
+        audio = Audio(AudioId(audio_id), account, meta, self.clock.now_ms())
         self.store.put_audio(audio)
         return audio
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 
 
 class IdSource:
@@ -17,6 +18,14 @@ class IdSource:
     def numeric(self) -> str:
         """An 18-digit numeric id, the shape the real service uses."""
         return str(self._rng.randrange(10**17, 10**18))
+
+    def unused_numeric(self, used: Callable[[str], bool]) -> str:
+        """A numeric id for which `used` is false: a durable store reopened with the same seed
+        replays the sequence, and ids it already holds are skipped rather than handed out again.
+        """
+        while used(candidate := self.numeric()):
+            pass
+        return candidate
 
     def request_id(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections import OrderedDict, deque
-from typing import Protocol
+from typing import Any, Protocol
 
 from .models import (
     AccountId,
@@ -45,7 +45,8 @@ class Store(Protocol):
     def count_tasks(self, account: AccountId | None) -> int: ...
     def count_in_flight(self, account: AccountId) -> int: ...
     def pop_due(self, now_ms: int) -> list[TaskId]:
-        """Ids of tasks whose next transition is due, each removed from the schedule."""
+        """Ids of tasks whose next transition is due, in due order, each removed from the
+        schedule; a task comes back at most once per due time."""
 
     def next_due_ms(self) -> int | None: ...
     def put_blob(self, data: bytes) -> BlobKey: ...
@@ -56,6 +57,13 @@ class Store(Protocol):
 
     def add_delivery(self, attempt: DeliveryAttempt) -> None: ...
     def deliveries(self, task_id: str | None = None) -> list[DeliveryAttempt]: ...
+    def add_fixture_doc(self, doc: dict[str, Any]) -> None:
+        """Keep a fixtures document registered through the control API, for a restart."""
+
+    def fixture_docs(self) -> list[dict[str, Any]]:
+        """The documents add_fixture_doc kept, in the order they were added."""
+
+    def clear_fixture_docs(self) -> None: ...
 
 
 def blob_key(data: bytes) -> BlobKey:
@@ -82,10 +90,12 @@ class MemoryStore:
         self._by_video: dict[VideoId, TaskId] = {}
         self._in_flight: dict[AccountId, int] = {}
         self._due: list[tuple[int, TaskId]] = []
+        self._fired: dict[TaskId, int] = {}  # the due time pop_due last returned, per task
         self._blobs: OrderedDict[BlobKey, bytes] = OrderedDict()
         self._blob_bytes = 0
         self._journal: deque[JournalEntry] = deque(maxlen=self._journal_limit)
         self._deliveries: deque[DeliveryAttempt] = deque(maxlen=self._journal_limit)
+        self._fixture_docs: list[dict[str, Any]] = []
 
     def put_session(self, session: Session) -> None:
         self._sessions[session.session_id] = session
@@ -156,7 +166,8 @@ class MemoryStore:
         while self._due and self._due[0][0] <= now_ms:
             due, tid = heapq.heappop(self._due)
             task = self._tasks.get(tid)
-            if task is not None and task.next_due_ms() == due:
+            if task is not None and task.next_due_ms() == due and self._fired.get(tid) != due:
+                self._fired[tid] = due
                 out.append(tid)
         return out
 
@@ -193,3 +204,12 @@ class MemoryStore:
 
     def deliveries(self, task_id: str | None = None) -> list[DeliveryAttempt]:
         return [d for d in self._deliveries if task_id is None or d.task_id == task_id]
+
+    def add_fixture_doc(self, doc: dict[str, Any]) -> None:
+        self._fixture_docs.append(doc)
+
+    def fixture_docs(self) -> list[dict[str, Any]]:
+        return list(self._fixture_docs)
+
+    def clear_fixture_docs(self) -> None:
+        self._fixture_docs.clear()

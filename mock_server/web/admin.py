@@ -175,6 +175,7 @@ async def add_fixtures(request: Request, mock: Mock) -> Any:
     body = await _body(request, mock)
     faults = [fault_from_dict(f) for f in body.pop("faults", None) or []]
     fixtures_file.apply(body, mock.backend.fixtures)
+    mock.backend.store.add_fixture_doc(body)  # faults are not kept: their hit counts would restart
     for fault in faults:
         mock.backend.faults.add(fault)
     return _fixture_listing(mock)
@@ -182,6 +183,7 @@ async def add_fixtures(request: Request, mock: Mock) -> Any:
 
 async def clear_fixtures(request: Request, mock: Mock) -> Any:
     mock.backend.fixtures.clear()
+    mock.backend.store.clear_fixture_docs()
     return _fixture_listing(mock)
 
 

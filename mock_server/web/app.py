@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from ..domain.errors import INTERNAL, INVALID_METHOD, INVALID_REQUEST, NOT_FOUND
 from ..domain.fixtures import FixtureSet
 from ..domain.ids import IdSource
 from ..domain.resolver import FetchError, MediaResolver
+from ..domain.sqlite_store import SqliteStore
 from ..domain.store import MemoryStore, Store
 from ..spec import Spec, load_spec
 from . import responses, serialize
@@ -84,11 +86,26 @@ async def _fetch(http: httpx.AsyncClient, url: str, limit: int) -> bytes:
         raise FetchError(str(exc) or type(exc).__name__) from exc
 
 
+def open_store(config: Config) -> Store:
+    """The store `config.store` names: `memory` or `sqlite:PATH`."""
+    kind, _, path = config.store.partition(":")
+    if config.store == "memory":
+        return MemoryStore(journal_limit=config.journal_limit)
+    if kind == "sqlite" and path:
+        return SqliteStore(path, journal_limit=config.journal_limit)
+    raise ValueError(
+        f"store {config.store!r}: expected 'memory' or 'sqlite:PATH' (e.g. sqlite:./mock.db)"
+    )
+
+
 def build_mock(config: Config, store: Store | None = None, spec: Spec | None = None) -> Mock:
     spec = spec or load_spec()
+    store = store or open_store(config)
     fixtures = FixtureSet()
     if config.fixtures_file:
         fixtures_file.load(config.fixtures_file, fixtures)
+    for doc in store.fixture_docs():  # registered through the control API before a restart
+        fixtures_file.apply(doc, fixtures)
     http = httpx.AsyncClient(timeout=10.0, follow_redirects=True, trust_env=False)
     files_holder: list[FileStore] = []
     resolver = MediaResolver(
@@ -98,7 +115,7 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
         allowed_dirs=config.allow_dirs,
     )
     backend = LipSyncBackend(
-        store=store or MemoryStore(),
+        store=store,
         clock=Clock(config.clock_mode, config.clock_speed, config.clock_start_ms),
         ids=IdSource(config.seed),
         resolver=resolver,
@@ -163,7 +180,40 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
             f"the body must be a JSON object, got {type(body).__name__}",
             INVALID_REQUEST,
         )
+    if _SURROGATE_HINT.search(raw) or b"\x00" in raw[:4]:  # escapes, raw bytes or UTF-16/32
+        lone = _lone_surrogate(body)
+        if lone is not None:
+            raise ApiError.rule_broken(
+                "body-json",
+                f"the body is not valid JSON: the string {lone[:40]!r} holds a lone UTF-16 "
+                "surrogate, which is not Unicode; pair \\uD800-\\uDBFF with \\uDC00-\\uDFFF",
+                INVALID_REQUEST,
+            )
     return body
+
+
+# json.loads turns "\ud800" (and UTF-8-encoded surrogates) into str that cannot be encoded
+# again: answers, hashes, callbacks and the journal would all fail on it later.
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first string (key or value) holding an unpaired surrogate, or None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode()
+                except UnicodeEncodeError:
+                    return item
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def _too_big(limit: int) -> ApiError:
@@ -250,10 +300,11 @@ def _page_param(mock: Mock, request: Request, name: str, default: int) -> int:
     param = next(
         p for p in mock.spec.operation("listLipSyncTasks")["parameters"] if p["name"] == name
     )
-    try:
-        value: Any = int(raw)
-    except ValueError:
-        value = raw
+    # int() alone would also take " 7", "+7", "1_0" and non-ASCII digits such as "\u0663".
+    value: Any = raw
+    if re.fullmatch(r"-?[0-9]+", raw, re.ASCII):
+        with contextlib.suppress(ValueError):  # more digits than int() converts
+            value = int(raw)
     mock.spec.validate_value("listLipSyncTasks", name, param["schema"], value)
     assert isinstance(value, int)
     return value
@@ -402,5 +453,7 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> Starle
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
+    # A trailing slash would get Starlette's bare 307 redirect; every answer is the envelope.
+    app.router.redirect_slashes = False
     app.state.mock = mock
     return app

@@ -14,19 +14,22 @@ from ..domain.models import JournalEntry
 from ..domain.store import Store
 
 LONG_STRING = 256
+MAX_DEPTH = 32  # a body the JSON parser accepts can nest ~1000 deep: deeper than recursion allows
 
 
-def summarise(value: Any) -> Any:
-    """The body with long strings (base64 audio) replaced by a short description."""
+def summarise(value: Any, depth: int = 0) -> Any:
+    """The body with long strings (base64 audio) and deep nesting replaced by a description."""
     if isinstance(value, str):
         if len(value) <= LONG_STRING:
             return value
         kind = "url" if "://" in value[:16] else "base64"
         return f"<{kind} {len(value)} chars>"
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        return f"<{type(value).__name__} nested deeper than {MAX_DEPTH} levels>"
     if isinstance(value, dict):
-        return {k: summarise(v) for k, v in value.items()}
+        return {k: summarise(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [summarise(v) for v in value[:50]]
+        return [summarise(v, depth + 1) for v in value[:50]]
     return value
 
 
@@ -34,7 +37,8 @@ class Journal:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
         self._clock = clock
-        self._seq = itertools.count(1)
+        stored = store.journal()  # a durable store reopened: go on after its last entry
+        self._seq = itertools.count(stored[-1].seq + 1 if stored else 1)
 
     def record(
         self,

@@ -1,0 +1,34 @@
+"""`python -m contracts <command>`: the kit's command line (`verify`; see `--help`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import verify
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch to a subcommand; the process exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m contracts",
+        description="Contract-testing kit for the Kling Advanced Lip-Sync API.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    verify.add_arguments(
+        commands.add_parser(
+            "verify",
+            help="check a server (the mock or the real service) against the spec",
+            description=(verify.__doc__ or "").split("\n\n")[0],
+        )
+    )
+    args = parser.parse_args(argv)
+    if args.command == "verify":
+        return verify.run_from_args(args)
+    parser.error(f"unknown command {args.command!r}")
+    return 2  # pragma: no cover - parser.error exits
+
+
+if __name__ == "__main__":
+    sys.exit(main())

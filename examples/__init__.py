@@ -1,0 +1,1 @@
+"""Examples of clients certified against the mock with the contract kit."""

@@ -1,0 +1,91 @@
+"""The mock with one deliberate contract break, started as its own process by the verify tests.
+
+`python -m tests.contracts.broken_mock VARIANT [mock options]` patches the mock in this process,
+then serves it exactly as `python -m mock_server [mock options]` would.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mock_server.cli import main as serve_mock
+from mock_server.domain import backend, resolver, rules
+from mock_server.domain.errors import ApiError
+from mock_server.domain.models import Face
+from mock_server.web import responses, serialize
+
+
+def _accept_short_audio() -> None:
+    """Audio from 1.9 s on is accepted: rule sound-duration is off by 100 ms."""
+
+    def check_sound_duration(duration_ms: int, field: str) -> None:
+        if not 1900 <= duration_ms <= 60000:
+            raise ApiError.rule_broken(
+                "sound-duration", f"{field}: the audio lasts {duration_ms} ms (1.9-60 s)"
+            )
+
+    # backend imported the function by name, resolver calls its module global.
+    resolver.check_sound_duration = check_sound_duration
+    setattr(backend, "check_sound_duration", check_sound_duration)  # noqa: B010 - not re-exported
+
+
+def _succeeded_status() -> None:
+    """Finished tasks say `succeeded` (the new-style API's word) instead of `succeed`."""
+    original = serialize.task
+
+    def task(t: Any, base_url: str) -> dict[str, Any]:
+        data = original(t, base_url)
+        if data["task_status"] == "succeed":
+            data["task_status"] = "succeeded"
+        return data
+
+    serialize.task = task
+
+
+def _not_found_as_bad_request() -> None:
+    """Unknown tasks (code 1203) are answered with HTTP 400 instead of the documented 404."""
+    original = responses.failure
+
+    def failure(error: ApiError, request_id: str, http_status: Any) -> Any:
+        statuses = {**http_status, 1203: 400}
+        return original(error, request_id, statuses)
+
+    responses.failure = failure
+
+
+def _short_overlap() -> None:
+    """An overlap of 1 s with the face is enough: rule insert-face-overlap is off by 1000 ms."""
+    original = rules.check_insert
+
+    def check_insert(
+        insert_ms: int, length_ms: int, video_duration_ms: int, face: Face, field: str
+    ) -> None:
+        end = insert_ms + length_ms
+        overlap = min(end, face.end_ms) - max(insert_ms, face.start_ms)
+        if 1000 <= overlap < 2000 and insert_ms >= 0 and end <= video_duration_ms:
+            return
+        original(insert_ms, length_ms, video_duration_ms, face, field)
+
+    rules.check_insert = check_insert
+
+
+VARIANTS: dict[str, Callable[[], None]] = {
+    "sound-duration-1900": _accept_short_audio,
+    "succeeded": _succeeded_status,
+    "not-found-400": _not_found_as_bad_request,
+    "overlap-1000": _short_overlap,
+}
+
+
+def main(argv: Sequence[str]) -> None:
+    """Apply the variant named first, then run the mock's CLI with the remaining options."""
+    if not argv or argv[0] not in VARIANTS:
+        raise SystemExit(f"usage: broken_mock {{{','.join(VARIANTS)}}} [mock options]")
+    VARIANTS[argv[0]]()
+    serve_mock(list(argv[1:]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,316 @@
+"""The domain on its own: its imports, the lifecycle table, the memory store, determinism."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pkgutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+import mock_server.domain
+from mock_server.domain.lifecycle import ORDER, TRANSITIONS, result_expired, step, units_for
+from mock_server.domain.models import (
+    RESULT_TTL_MS,
+    AccountId,
+    Outcome,
+    ParentVideo,
+    SessionId,
+    SoundChoice,
+    Task,
+    TaskId,
+    TaskStatus,
+    VideoId,
+)
+from mock_server.domain.store import DuplicateExternalId, MemoryStore
+from mock_server.web.app import create_app
+from tests.conftest import AUTH, b64_audio, create_body, face_choose, manual_config, mock_of
+
+WEB_PACKAGES = ("starlette", "httpx", "httpx2", "yaml", "uvicorn", "jsonschema", "jwt")
+DOMAIN_MODULES = [
+    f"mock_server.domain.{m.name}" for m in pkgutil.iter_modules(mock_server.domain.__path__)
+]
+
+
+def make_task(
+    task_id: str,
+    account: str = "acct",
+    created_at_ms: int = 0,
+    *,
+    status: TaskStatus = TaskStatus.SUBMITTED,
+    outcome: Outcome | None = None,
+    external_task_id: str = "",
+    length_ms: int = 3000,
+) -> Task:
+    return Task(
+        task_id=TaskId(task_id),
+        account=AccountId(account),
+        external_task_id=external_task_id,
+        session_id=SessionId("s"),
+        face_id="0",
+        parent=ParentVideo("", "https://example.com/v.mp4", 9800, 1920, 1080),
+        sound=SoundChoice(None, 20_000, 0, length_ms, 0, 1.0, 1.0),
+        watermark=False,
+        callback_url="",
+        outcome=outcome or Outcome(1000, 3000),
+        status=status,
+        status_msg="",
+        created_at_ms=created_at_ms,
+        updated_at_ms=created_at_ms,
+    )
+
+
+def fixed_video_id() -> VideoId:
+    return VideoId("777")
+
+
+class TestLayers:
+    def test_domain_imports_no_web_or_yaml(self) -> None:
+        """Importing every domain module pulls in no web framework, HTTP client, YAML or JWT."""
+        code = (
+            "import importlib, json, sys\n"
+            f"for name in {DOMAIN_MODULES!r}: importlib.import_module(name)\n"
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        loaded = set(json.loads(out))
+        assert "mock_server" in loaded
+        assert loaded.isdisjoint(WEB_PACKAGES), sorted(loaded & set(WEB_PACKAGES))
+
+    def test_backend_is_among_the_checked_modules(self) -> None:
+        """The import check covers the backend, rules, resolver, store and lifecycle."""
+        for name in ("backend", "rules", "resolver", "store", "lifecycle", "models"):
+            assert f"mock_server.domain.{name}" in DOMAIN_MODULES
+
+
+class TestLifecycleTable:
+    def test_transitions_are_the_documented_ones(self) -> None:
+        """submitted -> processing -> succeed | failed, and nothing leaves a terminal status."""
+        assert dict(TRANSITIONS) == {
+            TaskStatus.SUBMITTED: (TaskStatus.PROCESSING,),
+            TaskStatus.PROCESSING: (TaskStatus.SUCCEED, TaskStatus.FAILED),
+            TaskStatus.SUCCEED: (),
+            TaskStatus.FAILED: (),
+        }
+
+    def test_every_transition_moves_forward(self) -> None:
+        """Each allowed transition increases the status order, so statuses never go back."""
+        for source, targets in TRANSITIONS.items():
+            for target in targets:
+                assert ORDER[target] > ORDER[source]
+            assert (targets == ()) is source.terminal
+
+    def test_submitted_steps_to_processing_at_its_due_time(self) -> None:
+        """The first step is to processing, stamped when it was due rather than when observed."""
+        task = step(make_task("1", created_at_ms=100), fixed_video_id)
+        assert (task.status, task.updated_at_ms) == (TaskStatus.PROCESSING, 1100)
+        assert task.result_video_id is None
+        assert task.next_due_ms() == 4100
+
+    def test_processing_steps_to_success_with_a_result(self) -> None:
+        """Success stamps the due time, a result video id and the deduction units."""
+        processing = make_task("1", status=TaskStatus.PROCESSING, length_ms=12_000)
+        done = step(processing, fixed_video_id)
+        assert done.status is TaskStatus.SUCCEED
+        assert (done.updated_at_ms, done.result_video_id, done.units) == (4000, "777", "3")
+        assert done.next_due_ms() is None
+
+    def test_processing_steps_to_failure_with_a_message(self) -> None:
+        """A failing outcome ends in failed with its message, or "failed" when none is given."""
+        for message, expected in (("policy", "policy"), ("", "failed")):
+            outcome = Outcome(1000, 3000, TaskStatus.FAILED, message)
+            task = make_task("1", status=TaskStatus.PROCESSING, outcome=outcome)
+            failed = step(task, fixed_video_id)
+            assert (failed.status, failed.status_msg) == (TaskStatus.FAILED, expected)
+            assert failed.result_video_id is None and failed.units == "0"
+
+    @pytest.mark.parametrize("status", [TaskStatus.SUCCEED, TaskStatus.FAILED])
+    def test_terminal_tasks_do_not_step(self, status: TaskStatus) -> None:
+        """Stepping a finished task returns it unchanged."""
+        task = make_task("1", status=status)
+        assert step(task, fixed_video_id) is task
+
+    def test_outcome_processing_stays_processing(self) -> None:
+        """An outcome of `processing` keeps a task processing forever (a stuck job)."""
+        outcome = Outcome(1000, 3000, TaskStatus.PROCESSING)
+        task = make_task("1", status=TaskStatus.PROCESSING, outcome=outcome)
+        assert step(task, fixed_video_id) is task
+
+    @pytest.mark.parametrize(
+        ("length_ms", "units"), [(2000, "1"), (5000, "1"), (5001, "2"), (60_000, "12")]
+    )
+    def test_units_per_started_five_seconds(self, length_ms: int, units: str) -> None:
+        """One unit per started 5 s of inserted sound, at least one."""
+        assert units_for(make_task("1", length_ms=length_ms)) == units
+
+    def test_result_expires_30_days_after_success(self) -> None:
+        """Results are kept for 30 days after the task finished, then gone."""
+        done = dataclasses.replace(make_task("1"), status=TaskStatus.SUCCEED, updated_at_ms=50)
+        assert not result_expired(done, 50 + RESULT_TTL_MS - 1)
+        assert result_expired(done, 50 + RESULT_TTL_MS)
+        assert not result_expired(make_task("2"), 50 + RESULT_TTL_MS)
+
+
+class TestMemoryStore:
+    def test_list_is_newest_first_per_account_in_pages(self) -> None:
+        """list_tasks pages over one account's tasks newest first; None lists every account."""
+        store = MemoryStore()
+        for i in range(5):
+            store.insert_task(make_task(str(i), "a" if i != 2 else "b", created_at_ms=i))
+        a = AccountId("a")
+        assert [t.task_id for t in store.list_tasks(a, 0, 2)] == ["4", "3"]
+        assert [t.task_id for t in store.list_tasks(a, 2, 2)] == ["1", "0"]
+        assert store.list_tasks(a, 4, 2) == []
+        assert store.list_tasks(a, 100, 2) == []
+        assert [t.task_id for t in store.list_tasks(None, 0, 10)] == ["4", "3", "2", "1", "0"]
+        assert store.list_tasks(AccountId("nobody"), 0, 10) == []
+        assert (store.count_tasks(a), store.count_tasks(None)) == (4, 5)
+
+    def test_pages_partition_the_tasks(self) -> None:
+        """For every page size, consecutive pages hold each task exactly once."""
+        store = MemoryStore()
+        for i in range(11):
+            store.insert_task(make_task(f"{i:02}", created_at_ms=i))
+        everything = [t.task_id for t in store.list_tasks(AccountId("acct"), 0, 100)]
+        for size in range(1, 13):
+            pages = [
+                t.task_id
+                for offset in range(0, 13, size)
+                for t in store.list_tasks(AccountId("acct"), offset, size)
+            ]
+            assert pages == everything
+
+    def test_pop_due_returns_due_tasks_in_due_order_once(self) -> None:
+        """pop_due gives the tasks due by now, earliest first, and never the same due twice."""
+        store = MemoryStore()
+        store.insert_task(make_task("late", created_at_ms=500))
+        store.insert_task(make_task("early", created_at_ms=0))
+        assert store.next_due_ms() == 1000
+        assert store.pop_due(999) == []
+        assert store.pop_due(1500) == ["early", "late"]
+        assert store.pop_due(1500) == []
+
+    def test_saved_transition_schedules_the_next_one(self) -> None:
+        """Saving a stepped task schedules its next transition; a finished task leaves the heap."""
+        store = MemoryStore()
+        task = make_task("1")
+        store.insert_task(task)
+        assert store.pop_due(1000) == ["1"]
+        processing = step(task, fixed_video_id)
+        store.save_task(processing)
+        assert store.pop_due(3999) == []
+        assert store.pop_due(4000) == ["1"]
+        store.save_task(step(processing, fixed_video_id))
+        assert store.pop_due(10**12) == []
+        assert store.task_by_result_video(VideoId("777")) is not None
+
+    def test_in_flight_counts_unfinished_tasks(self) -> None:
+        """Tasks count as in flight from insert until they reach a terminal status."""
+        store = MemoryStore()
+        task = make_task("1")
+        store.insert_task(task)
+        assert store.count_in_flight(AccountId("acct")) == 1
+        store.save_task(step(task, fixed_video_id))
+        assert store.count_in_flight(AccountId("acct")) == 1
+        store.save_task(step(step(task, fixed_video_id), fixed_video_id))
+        assert store.count_in_flight(AccountId("acct")) == 0
+
+    def test_external_task_id_is_unique_per_account(self) -> None:
+        """A second task with the same external_task_id in one account is refused atomically."""
+        store = MemoryStore()
+        store.insert_task(make_task("1", external_task_id="order"))
+        store.insert_task(make_task("2", "other", external_task_id="order"))
+        with pytest.raises(DuplicateExternalId):
+            store.insert_task(make_task("3", external_task_id="order"))
+        assert store.get_task(TaskId("3")) is None
+        found = store.task_by_external_id(AccountId("acct"), "order")
+        assert found is not None and found.task_id == "1"
+
+    def test_blobs_are_content_addressed_and_bounded(self) -> None:
+        """Equal bytes share one key, and old blobs are evicted beyond the byte budget."""
+        store = MemoryStore(blob_budget_bytes=10)
+        first = store.put_blob(b"123456")
+        assert store.put_blob(b"123456") == first
+        second = store.put_blob(b"abcdef")
+        assert store.get_blob(first) is None
+        assert store.get_blob(second) == b"abcdef"
+
+    def test_reset_forgets_everything(self) -> None:
+        """reset() empties tasks, schedule and indexes."""
+        store = MemoryStore()
+        store.insert_task(make_task("1", external_task_id="x"))
+        store.reset()
+        assert store.get_task(TaskId("1")) is None
+        assert store.task_by_external_id(AccountId("acct"), "x") is None
+        assert store.next_due_ms() is None
+
+
+# -- determinism ----------------------------------------------------------------------------
+
+
+def _session_of(response: bytes) -> str:
+    session: str = json.loads(response)["data"]["session_id"]
+    return session
+
+
+def _scenario(client: TestClient, pause_s: float) -> Iterator[bytes]:
+    """One fixed request sequence; `pause_s` lets the background ticker fire transitions."""
+    clock = mock_of(client).backend.clock
+    identified = client.post(
+        "/v1/videos/identify-face", json={"video_url": "https://example.com/speaker.mp4"}
+    )
+    yield identified.content
+    session = _session_of(identified.content)
+    yield client.post(
+        "/v1/audio/tts", json={"text": "a" * 50, "voice_id": "uk_boy1", "voice_language": "en"}
+    ).content
+    bodies = [
+        create_body(session),
+        create_body(session, external_task_id="order-1", watermark_info={"enabled": True}),
+        create_body(
+            session, face_choose=[face_choose(sound_file=b64_audio(2500), sound_end_time=2500)]
+        ),
+    ]
+    task_ids = []
+    for body in bodies:
+        created = client.post("/v1/videos/advanced-lip-sync", json=body)
+        task_ids.append(json.loads(created.content)["data"]["task_id"])
+        yield created.content
+        clock.advance(700)
+    yield client.post("/v1/videos/advanced-lip-sync", json=bodies[1]).content  # refused
+    for advance_ms in (0, 1500, 5000):
+        clock.advance(advance_ms)
+        time.sleep(pause_s)
+        for task_id in task_ids:
+            yield client.get(f"/v1/videos/advanced-lip-sync/{task_id}").content
+        yield client.get("/v1/videos/advanced-lip-sync", params={"pageSize": 2}).content
+    yield client.get("/v1/videos/advanced-lip-sync/order-1").content
+    yield client.get("/nowhere").content
+
+
+class TestDeterminism:
+    def test_same_seed_and_manual_clock_give_identical_bytes(self) -> None:
+        """Two fresh mocks with one seed answer the same requests with the same bytes,
+        whether or not the background ticker fired transitions before the reads."""
+        runs = []
+        for pause_s in (0.0, 0.35):
+            with TestClient(create_app(manual_config(seed=42)), headers=AUTH) as c:
+                runs.append(list(_scenario(c, pause_s)))
+        assert len(runs[0]) == len(runs[1])
+        for i, (first, second) in enumerate(zip(*runs, strict=True)):
+            assert first == second, f"response {i} differs"
+
+    def test_another_seed_gives_other_ids(self) -> None:
+        """The seed is what fixes the ids: another seed gives another session id."""
+        sessions = []
+        for seed in (1, 2):
+            with TestClient(create_app(manual_config(seed=seed)), headers=AUTH) as c:
+                sessions.append(_session_of(next(_scenario(c, 0.0))))
+        assert sessions[0] != sessions[1]

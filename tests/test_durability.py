@@ -1,0 +1,184 @@
+"""A real mock on a SQLite file, killed with SIGKILL under load: what it acknowledged survives."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+
+from .conftest import AUTH, create_body
+
+TASKS = "/v1/videos/advanced-lip-sync"
+RANK = {"submitted": 0, "processing": 1, "succeed": 2, "failed": 2}
+THREADS = 8
+LOAD_S = 2.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    """`python -m mock_server` on a SQLite file, started and stopped by the test."""
+
+    def __init__(self, db: Path, log: Path) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._db = db
+        self._log = log
+        self._out: IO[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._out = self._log.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mock_server",
+                "--port",
+                str(self.port),
+                "--store",
+                f"sqlite:{self._db}",
+                "--seed",
+                "1",
+                "--submit-delay",
+                "0.5",
+                "--processing-delay",
+                "5",
+                "--log-level",
+                "warning",
+            ],
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self._log.read_text()
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.base_url + "/openapi.json", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"the mock did not start: {self._log.read_text()}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A mock process on a fresh SQLite file; killed at the end whatever happens."""
+    s = Server(tmp_path / "db", tmp_path / "mock.log")
+    try:
+        yield s
+    finally:
+        s.kill()
+
+
+def load(base_url: str, worker: int, stop: threading.Event, out: dict[str, Any]) -> None:
+    """Creates tasks until stopped or the server dies; keeps each 200 and the status it saw."""
+    mine: dict[str, dict[str, str]] = {}
+    try:
+        with httpx.Client(base_url=base_url, headers=AUTH, timeout=5, trust_env=False) as http:
+            url = f"https://example.com/{worker}.mp4"
+            r = http.post("/v1/videos/identify-face", json={"video_url": url})
+            session_id = r.json()["data"]["session_id"]
+            out[f"session-{worker}"] = session_id
+            n = 0
+            while not stop.is_set():
+                external = f"w{worker}-{n}"
+                r = http.post(TASKS, json=create_body(session_id, external_task_id=external))
+                assert r.status_code == 200, r.text
+                mine[r.json()["data"]["task_id"]] = {"external": external, "seen": "submitted"}
+                if n % 5 == 0:  # poll the oldest: a status a client saw must never regress
+                    oldest = next(iter(mine.values()))
+                    r = http.get(f"{TASKS}/{oldest['external']}")
+                    oldest["seen"] = r.json()["data"]["task_status"]
+                n += 1
+    except httpx.HTTPError:
+        pass  # killed mid-request: that create was never acknowledged
+    finally:
+        out.update(mine)  # dict.update of another dict is atomic under the GIL
+
+
+def get(http: httpx.Client, path: str, **params: Any) -> Any:
+    r = http.get(path, params=params)
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
+@pytest.mark.slow
+class TestKill:
+    def test_acknowledged_tasks_survive_sigkill(self, server: Server) -> None:
+        """Every create answered 200 before a SIGKILL is there after a restart, once, with a
+        status that never went back, moving on; new ids do not collide with stored ones."""
+        server.start()
+        acked: dict[str, Any] = {}
+        stop = threading.Event()
+        workers = [
+            threading.Thread(target=load, args=(server.base_url, w, stop, acked))
+            for w in range(THREADS)
+        ]
+        for w in workers:
+            w.start()
+        time.sleep(LOAD_S)
+        server.kill()  # mid-load: every worker has a request in flight
+        stop.set()
+        for w in workers:
+            w.join()
+
+        sessions = {acked.pop(f"session-{w}") for w in range(THREADS) if f"session-{w}" in acked}
+        tasks: dict[str, Any] = dict(acked)
+        assert len(tasks) > 50, "the load produced too few tasks to mean anything"
+
+        server.start()
+        with httpx.Client(base_url=server.base_url, headers=AUTH, trust_env=False) as http:
+            in_flight = 0
+            for task_id, known in tasks.items():
+                data = get(http, f"{TASKS}/{task_id}")
+                assert data["task_info"]["external_task_id"] == known["external"]
+                assert RANK[data["task_status"]] >= RANK[known["seen"]], (task_id, known)
+                in_flight += data["task_status"] in ("submitted", "processing")
+            assert in_flight, "no task was left in flight to move on after the restart"
+
+            listed = get(http, "/__admin/tasks", pageSize=100_000)
+            ids = [t["task_id"] for t in listed]
+            externals = [t["task_info"]["external_task_id"] for t in listed]
+            assert len(ids) == len(set(ids)) and len(externals) == len(set(externals))
+            assert set(tasks) <= set(ids)
+
+            r = http.post("/v1/videos/identify-face", json={"video_url": "https://e.com/0.mp4"})
+            new_session = r.json()["data"]["session_id"]
+            assert new_session not in sessions
+            r = http.post(TASKS, json=create_body(new_session, external_task_id="after"))
+            assert r.status_code == 200, r.text
+            assert r.json()["data"]["task_id"] not in ids
+            r = http.post(TASKS, json=create_body(new_session, external_task_id="w0-0"))
+            assert r.json()["code"] == 1201  # external ids from before the kill are still taken
+
+            deadline, statuses = time.monotonic() + 15, {"submitted"}
+            while time.monotonic() < deadline:
+                statuses = {t["task_status"] for t in get(http, "/__admin/tasks", pageSize=100_000)}
+                if statuses <= {"succeed"}:
+                    break
+                time.sleep(0.2)
+            assert statuses == {"succeed"}, "tasks stopped moving after the restart"

@@ -1,0 +1,303 @@
+"""The real server process: start-up, a full lip-sync over HTTP, the served spec, the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from openapi_spec_validator import validate
+
+from mock_server import cli, media
+
+ROOT = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT_S = 30.0
+TASKS = "/v1/videos/advanced-lip-sync"
+
+
+def free_port() -> int:
+    """A port that was free a moment ago on 127.0.0.1 (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@dataclass(slots=True)
+class Server:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log: Path
+
+    def client(self, api_key: str = "mock-api-key") -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=30.0,
+            trust_env=False,  # never send loopback traffic through a proxy from the environment
+        )
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    with httpx.Client(base_url=base_url, timeout=2.0, trust_env=False) as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"the mock exited with {process.returncode}:\n{log.read_text()}")
+            try:
+                if http.get("/openapi.json").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    pytest.fail(f"the mock did not answer within {STARTUP_TIMEOUT_S} s:\n{log.read_text()}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+StartServer = Callable[..., Server]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Start `python -m mock_server` on 127.0.0.1 and a free port; stopped at teardown."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(args: list[str], env: dict[str, str] | None = None) -> Server:
+        port = free_port()
+        log = tmp_path / f"mock-{len(started)}.log"
+        command = [sys.executable, "-m", "mock_server", "--host", "127.0.0.1"]
+        full_env = {**os.environ, **(env or {})}
+        if "LIPSYNC_MOCK_PORT" in (env or {}):
+            port = int(full_env["LIPSYNC_MOCK_PORT"])
+        else:
+            command += ["--port", str(port)]
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command + args, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT
+            )
+        started.append(process)
+        base_url = f"http://127.0.0.1:{port}"
+        _wait_until_ready(process, base_url, log)
+        return Server(process, base_url, log)
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            _stop(process)
+
+
+def _poll_until_finished(
+    http: httpx.Client, task_id: str, timeout_s: float = 20.0
+) -> tuple[dict[str, Any], list[str]]:
+    deadline = time.monotonic() + timeout_s
+    statuses: list[str] = []
+    while time.monotonic() < deadline:
+        task: dict[str, Any] = http.get(f"{TASKS}/{task_id}").json()["data"]
+        if not statuses or statuses[-1] != task["task_status"]:
+            statuses.append(task["task_status"])
+        if task["task_status"] in ("succeed", "failed"):
+            return task, statuses
+        time.sleep(0.05)
+    pytest.fail(f"task {task_id} did not finish in {timeout_s} s; statuses {statuses}")
+
+
+class TestServerProcess:
+    def test_full_lip_sync_over_http(self, start_server: StartServer) -> None:
+        """identify -> create with base64 audio -> poll -> download a playable MP4 with sound."""
+        server = start_server(["--submit-delay", "0.2", "--processing-delay", "0.5"])
+        with server.client() as http:
+            r = http.post(
+                "/v1/videos/identify-face", json={"video_url": "https://example.com/speaker.mp4"}
+            )
+            assert r.status_code == 200, r.text
+            assert r.headers["x-mock-media-source"] == "derived"
+            identified = r.json()["data"]
+            face = identified["face_data"][0]
+            sound = base64.b64encode(media.make_audio(media.MediaFormat.MP3, 4000)).decode()
+            body = {
+                "session_id": identified["session_id"],
+                "face_choose": [
+                    {
+                        "face_id": face["face_id"],
+                        "sound_file": sound,
+                        "sound_start_time": 0,
+                        "sound_end_time": 3000,
+                        "sound_insert_time": face["start_time"],
+                    }
+                ],
+            }
+            r = http.post(TASKS, json=body)
+            assert r.status_code == 200, r.text
+            assert r.json()["data"]["task_status"] == "submitted"
+            task, statuses = _poll_until_finished(http, r.json()["data"]["task_id"])
+            assert statuses[-1] == "succeed", task
+            progression = ["submitted", "processing", "succeed"]
+            assert statuses == [st for st in progression if st in statuses]  # never backwards
+            (video,) = task["task_result"]["videos"]
+            assert video["url"].startswith(server.base_url)
+            download = http.get(video["url"])
+            assert download.status_code == 200
+            assert download.headers["content-type"] == "video/mp4"
+            info = media.probe_bytes(download.content)
+            parent_ms = round(float(task["task_info"]["parent_video"]["duration"]) * 1000)
+            assert abs(info.duration_ms - parent_ms) <= 100
+            assert info.has_audio and info.has_video
+            assert info.format is media.MediaFormat.MP4
+
+    def test_served_spec_is_valid_openapi(self, start_server: StartServer) -> None:
+        """/openapi.yaml is a valid OpenAPI document and equals the JSON rendition."""
+        server = start_server([])
+        with server.client() as http:
+            document = yaml.safe_load(http.get("/openapi.yaml").text)
+            validate(document)
+            assert document["openapi"].startswith("3.1")
+            assert http.get("/openapi.json").json() == document
+
+    def test_options_from_environment(self, start_server: StartServer) -> None:
+        """Environment variables configure the process: port, API key, phase delays, seed."""
+        port = free_port()
+        server = start_server(
+            [],
+            env={
+                "LIPSYNC_MOCK_PORT": str(port),
+                "KLING_API_KEY": "key-from-env",
+                "LIPSYNC_MOCK_SUBMIT_DELAY": "0.1",
+                "LIPSYNC_MOCK_PROCESSING_DELAY": "0.3",
+                "LIPSYNC_MOCK_SEED": "99",
+            },
+        )
+        assert server.base_url.endswith(f":{port}")
+        with server.client("key-from-env") as http:
+            assert http.get(TASKS).status_code == 200
+            with server.client() as default_key:
+                assert default_key.get(TASKS).status_code == 401
+            session = http.post(
+                "/v1/videos/identify-face", json={"video_url": "https://example.com/speaker.mp4"}
+            ).json()["data"]["session_id"]
+            body = {
+                "session_id": session,
+                "face_choose": [
+                    {
+                        "face_id": "0",
+                        "sound_file": "https://example.com/voice.mp3",
+                        "sound_start_time": 0,
+                        "sound_end_time": 2000,
+                        "sound_insert_time": 0,
+                    }
+                ],
+            }
+            created = http.post(TASKS, json=body).json()["data"]
+            task, _ = _poll_until_finished(http, created["task_id"])
+        assert task["task_status"] == "succeed"
+        assert task["updated_at"] - task["created_at"] == 400
+        assert "0.1 s submitted, 0.3 s processing" in server.log.read_text()
+
+    def test_terminates_on_sigterm(self, start_server: StartServer) -> None:
+        """The process shuts the app down (lifespan included) and exits when terminated."""
+        server = start_server([])
+        server.process.terminate()
+        # uvicorn re-raises the signal once it has shut down, so the parent sees -SIGTERM.
+        assert server.process.wait(timeout=10) in (0, -signal.SIGTERM)
+        assert "Application shutdown complete" in server.log.read_text()
+
+
+# -- the command line -----------------------------------------------------------------------
+
+
+def _options() -> list[argparse.Action]:
+    return [a for a in cli.parser()._actions if a.option_strings and a.dest != "help"]
+
+
+def _env_name(action: argparse.Action) -> str:
+    match = re.match(r"\[([A-Z0-9_]+)", action.help or "")
+    assert match, f"{action.option_strings[0]} names no environment variable in its help"
+    return match.group(1)
+
+
+def _sample(action: argparse.Action) -> tuple[str, object]:
+    """A value to put in the environment and what parse_args should make of it."""
+    if action.choices:
+        choice = str(list(action.choices)[-1])
+        return choice, choice
+    if isinstance(action, argparse._AppendAction):
+        return "sample", ["sample"]
+    if action.type is int:
+        return "7", 7
+    if action.type is float:
+        return "0.25", 0.25
+    return "sample-value", "sample-value"
+
+
+class TestCommandLine:
+    def test_help_lists_every_option_and_variable(self) -> None:
+        """`--help` of the real entry point shows every option with its environment variable."""
+        out = subprocess.run(
+            [sys.executable, "-m", "mock_server", "--help"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        flat = " ".join(out.split())
+        for action in _options():
+            for option in action.option_strings:
+                assert option in out, f"{option} missing from --help"
+            assert _env_name(action) in flat, f"{_env_name(action)} missing from --help"
+
+    @pytest.mark.parametrize("action", _options(), ids=lambda a: a.option_strings[0])
+    def test_every_option_reads_its_variable(
+        self, monkeypatch: pytest.MonkeyPatch, action: argparse.Action
+    ) -> None:
+        """Each option takes its default from the environment variable its help names."""
+        raw, expected = _sample(action)
+        monkeypatch.setenv(_env_name(action), raw)
+        assert getattr(cli.parser().parse_args([]), action.dest) == expected
+
+    def test_flag_beats_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A flag given on the command line overrides the environment variable."""
+        monkeypatch.setenv("LIPSYNC_MOCK_SUBMIT_DELAY", "9")
+        assert cli.config_from_args(["--submit-delay", "0.2"]).submit_delay_s == 0.2
+        assert cli.config_from_args([]).submit_delay_s == 9.0
+
+    def test_environment_reaches_the_config(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Variables end up in the Config the app is built from, accounts included."""
+        monkeypatch.setenv("LIPSYNC_MOCK_SUBMIT_DELAY", "0.2")
+        monkeypatch.setenv("LIPSYNC_MOCK_PROCESSING_DELAY", "0.5")
+        monkeypatch.setenv("LIPSYNC_MOCK_CLOCK", "manual")
+        monkeypatch.setenv("LIPSYNC_MOCK_ACCOUNTS", "ak2:sk2:key2,ak3:sk3")
+        monkeypatch.setenv("LIPSYNC_MOCK_ALLOW_DIRS", os.pathsep.join(["/a", "/b"]))
+        config = cli.config_from_args([])
+        assert (config.submit_delay_s, config.processing_delay_s) == (0.2, 0.5)
+        assert config.clock_mode.value == "manual"
+        assert [a.access_key for a in config.accounts][1:] == ["ak2", "ak3"]
+        assert config.accounts[1].api_keys == ("key2",)
+        assert config.allow_dirs == ("/a", "/b")
+
+    def test_bad_account_option_is_refused(self) -> None:
+        """A malformed --account stops start-up with a message saying the expected form."""
+        with pytest.raises(SystemExit, match="AK:SK"):
+            cli.config_from_args(["--account", "only-one-part"])

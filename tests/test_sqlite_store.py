@@ -1,0 +1,662 @@
+"""The SQLite store: exact round trips, the Store contract on both stores, restarts, bounds."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from mock_server.cli import main
+from mock_server.config import Config, default_accounts
+from mock_server.domain.ids import IdSource
+from mock_server.domain.models import (
+    Account,
+    AccountId,
+    Audio,
+    AudioId,
+    AudioMeta,
+    BlobKey,
+    DeliveryAttempt,
+    Face,
+    JournalEntry,
+    MetaSource,
+    Outcome,
+    ParentVideo,
+    Session,
+    SessionId,
+    SoundChoice,
+    Task,
+    TaskId,
+    TaskStatus,
+    VideoId,
+    VideoMeta,
+)
+from mock_server.domain.sqlite_store import SCHEMA_VERSION, SqliteStore, dumps, loads
+from mock_server.domain.store import DuplicateExternalId, MemoryStore, Store
+from mock_server.web.app import create_app, open_store
+
+from .conftest import AUTH, create_body, face_choose, identify, manual_config, mock_of
+
+TASKS = "/v1/videos/advanced-lip-sync"
+T0 = 1_722_769_557_708
+A = AccountId("acct-a")
+B = AccountId("acct-b")
+OTHER_KEY = "other-api-key"
+OTHER = {"Authorization": f"Bearer {OTHER_KEY}"}
+
+
+def make_task(
+    n: int,
+    account: AccountId = A,
+    external: str = "",
+    status: TaskStatus = TaskStatus.SUBMITTED,
+    created: int = T0,
+) -> Task:
+    return Task(
+        task_id=TaskId(f"{10**17 + n}"),
+        account=account,
+        external_task_id=external,
+        session_id=SessionId("800000000000000001"),
+        face_id="0",
+        parent=ParentVideo("", "https://example.com/speaker.mp4", 13_600, 1920, 1080),
+        sound=SoundChoice(BlobKey("ab" * 32), 6000, 0, 3000, 500, 1.0, 0.5),
+        watermark=False,
+        callback_url="",
+        outcome=Outcome(1000, 3000),
+        status=status,
+        status_msg="",
+        created_at_ms=created,
+        updated_at_ms=created,
+    )
+
+
+def entry(seq: int) -> JournalEntry:
+    return JournalEntry(
+        seq, T0, T0, "GET", "/v1/x", "", None, None, None, None, None, 200, 0, f"r{seq}", 0.5
+    )
+
+
+def attempt(seq: int, task_id: str) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        seq, f"msg_{seq}", task_id, "a", "succeed", "http://x/", 1, 200, None, 1.0, T0
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each store implementation, empty; the Store contract holds for both."""
+    if request.param == "memory":
+        yield MemoryStore(journal_limit=5)
+    else:
+        s = SqliteStore(tmp_path / "store.db", journal_limit=5)
+        yield s
+        s.close()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "mock.db"
+
+
+# -- codec -------------------------------------------------------------------------------------
+
+finite = st.floats(allow_nan=False)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | finite | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=10,
+)
+tasks = st.builds(Task, sound=st.builds(SoundChoice, sound_volume=finite, original_volume=finite))
+sessions = st.builds(Session)
+audios = st.builds(Audio)
+journal_entries = st.builds(JournalEntry, body=json_values, latency_ms=finite)
+deliveries = st.builds(DeliveryAttempt, latency_ms=finite)
+
+
+class TestRoundTrip:
+    @given(st.one_of(tasks, sessions, audios, journal_entries, deliveries))
+    def test_every_stored_type_reads_back_identical(self, value: Any) -> None:
+        """A stored value decodes to an equal value of the same types (enums, tuples, None)."""
+        back = loads(type(value), dumps(value))
+        assert back == value
+        assert repr(back) == repr(value)
+
+    def test_unicode_survives_in_documents_and_indexes(self, tmp_path: Path) -> None:
+        """Non-ASCII text is stored intact and found through the external-id index."""
+        s = SqliteStore(tmp_path / "db")
+        task = dataclasses.replace(make_task(1), external_task_id="注文-42 🎬", status_msg="é")
+        s.insert_task(task)
+        assert s.get_task(task.task_id) == task
+        assert s.task_by_external_id(A, "注文-42 🎬") == task
+
+    def test_each_kind_round_trips_through_the_file(self, db_path: Path) -> None:
+        """Tasks, sessions, audios, blobs, journal, deliveries and fixture docs survive a reopen."""
+        video = VideoMeta(8000, 1280, 720, 2000, "mp4", (Face("0", 0, 8000),), MetaSource.PROBED)
+        session = Session(SessionId("s1"), A, "", "https://example.com/v.mp4", video, T0)
+        meta = AudioMeta(3000, 48_000, "mp3", MetaSource.GENERATED, BlobKey("k"))
+        audio = Audio(AudioId("a1"), None, meta, T0)
+        finished = dataclasses.replace(
+            make_task(1, external="x"),
+            status=TaskStatus.SUCCEED,
+            result_video_id=VideoId("900000000000000001"),
+            units="1",
+        )
+        s = SqliteStore(db_path)
+        s.put_session(session)
+        s.put_audio(audio)
+        s.insert_task(make_task(1, external="x"))
+        s.save_task(finished)
+        key = s.put_blob(b"mp3 bytes")
+        s.add_journal(entry(1))
+        s.add_delivery(attempt(1, finished.task_id))
+        s.add_fixture_doc({"videos": [{"url": "https://f/v.mp4", "duration_ms": 5000}]})
+        s.close()
+
+        again = SqliteStore(db_path)
+        assert again.get_session(session.session_id) == session
+        assert again.get_audio(audio.audio_id) == audio
+        assert again.get_task(finished.task_id) == finished
+        assert again.task_by_external_id(A, "x") == finished
+        assert again.task_by_result_video(VideoId("900000000000000001")) == finished
+        assert again.get_blob(key) == b"mp3 bytes"
+        assert again.journal() == [entry(1)]
+        assert again.deliveries(finished.task_id) == [attempt(1, finished.task_id)]
+        assert again.fixture_docs() == [
+            {"videos": [{"url": "https://f/v.mp4", "duration_ms": 5000}]}
+        ]
+
+
+# -- the Store contract, on both stores --------------------------------------------------------
+
+
+class TestTasks:
+    @pytest.mark.parametrize("page_size", [1, 2, 3, 7, 30])
+    def test_pages_hold_each_task_once_newest_first(self, store: Store, page_size: int) -> None:
+        """Paging through an account (or all) yields every task exactly once, newest first."""
+        for n in range(17):
+            store.insert_task(make_task(n, A if n % 3 else B, created=T0 + n))
+        for account in (A, B, None):
+            seen: list[Task] = []
+            for page in itertools.count():
+                got = store.list_tasks(account, page * page_size, page_size)
+                assert len(got) <= page_size
+                if not got:
+                    break
+                seen += got
+            expected = [make_task(n, A if n % 3 else B, created=T0 + n) for n in range(17)]
+            expected = [t for t in expected if account in (None, t.account)][::-1]
+            assert seen == expected
+            assert store.count_tasks(account) == len(expected)
+
+    def test_external_id_is_unique_per_account(self, store: Store) -> None:
+        """A second task with an account's external_task_id is refused; other accounts and
+        empty external ids are free."""
+        store.insert_task(make_task(1, A, "order-1"))
+        with pytest.raises(DuplicateExternalId):
+            store.insert_task(make_task(2, A, "order-1"))
+        store.insert_task(make_task(3, B, "order-1"))
+        store.insert_task(make_task(4, A))
+        store.insert_task(make_task(5, A))
+        assert store.task_by_external_id(A, "order-1") == make_task(1, A, "order-1")
+        assert store.task_by_external_id(A, "") is None
+        assert store.get_task(make_task(2).task_id) is None
+        assert store.count_tasks(A) == 3
+
+    def test_in_flight_counts_follow_statuses(self, store: Store) -> None:
+        """count_in_flight counts an account's submitted and processing tasks only."""
+        for n in range(4):
+            store.insert_task(make_task(n))
+        store.insert_task(make_task(9, B))
+        store.save_task(dataclasses.replace(make_task(0), status=TaskStatus.PROCESSING))
+        store.save_task(dataclasses.replace(make_task(1), status=TaskStatus.SUCCEED))
+        store.save_task(dataclasses.replace(make_task(2), status=TaskStatus.FAILED))
+        assert store.count_in_flight(A) == 2
+        assert store.count_in_flight(B) == 1
+
+    def test_result_video_finds_its_task(self, store: Store) -> None:
+        """A task saved with a result video id is found by it."""
+        store.insert_task(make_task(1))
+        done = dataclasses.replace(
+            make_task(1), status=TaskStatus.SUCCEED, result_video_id=VideoId("v1")
+        )
+        store.save_task(done)
+        assert store.task_by_result_video(VideoId("v1")) == done
+        assert store.task_by_result_video(VideoId("v2")) is None
+
+
+class TestSchedule:
+    def test_due_tasks_pop_once_in_due_order(self, store: Store) -> None:
+        """pop_due returns what is due by now, earliest first, and removes it from the schedule."""
+        store.insert_task(make_task(1, created=T0 + 500))
+        store.insert_task(make_task(2, created=T0))
+        store.insert_task(make_task(3, created=T0 + 5000))
+        assert store.next_due_ms() == T0 + 1000
+        assert store.pop_due(T0 + 999) == []
+        assert store.pop_due(T0 + 1500) == [make_task(2).task_id, make_task(1).task_id]
+        assert store.pop_due(T0 + 1500) == []
+        assert store.next_due_ms() == T0 + 6000
+
+    def test_saved_next_state_is_scheduled(self, store: Store) -> None:
+        """After a popped task is saved in its next status, its next transition is due."""
+        store.insert_task(make_task(1))
+        assert store.pop_due(T0 + 1000) == [make_task(1).task_id]
+        store.save_task(dataclasses.replace(make_task(1), status=TaskStatus.PROCESSING))
+        assert store.next_due_ms() == T0 + 4000
+        assert store.pop_due(T0 + 4000) == [make_task(1).task_id]
+        store.save_task(dataclasses.replace(make_task(1), status=TaskStatus.SUCCEED))
+        assert store.next_due_ms() is None
+
+    def test_a_due_time_fires_at_most_once(self, store: Store) -> None:
+        """Saving a popped task again without a status change does not make it due again."""
+        store.insert_task(make_task(1))
+        assert store.pop_due(T0 + 1000) == [make_task(1).task_id]
+        store.save_task(dataclasses.replace(make_task(1), status_msg="touched"))
+        store.save_task(dataclasses.replace(make_task(1), status_msg="again"))
+        assert store.pop_due(T0 + 10_000) == []
+
+
+class TestBounds:
+    def test_journal_keeps_the_newest_entries(self, store: Store) -> None:
+        """The journal holds journal_limit entries; after_seq and limit select among them."""
+        for seq in range(1, 9):
+            store.add_journal(entry(seq))
+        assert [e.seq for e in store.journal()] == [4, 5, 6, 7, 8]
+        assert [e.seq for e in store.journal(after_seq=5)] == [6, 7, 8]
+        assert [e.seq for e in store.journal(after_seq=5, limit=2)] == [6, 7]
+
+    def test_deliveries_are_bounded_and_filtered_by_task(self, store: Store) -> None:
+        """Delivery attempts are bounded like the journal and filtered by task id."""
+        for seq in range(1, 9):
+            store.add_delivery(attempt(seq, "t1" if seq % 2 else "t2"))
+        assert [d.seq for d in store.deliveries()] == [4, 5, 6, 7, 8]
+        assert [d.seq for d in store.deliveries("t1")] == [5, 7]
+
+    def test_blobs_evict_the_least_recently_used(self, tmp_path: Path) -> None:
+        """Over the byte budget the least recently used blob goes; a read counts as a use."""
+        s = SqliteStore(tmp_path / "db", blob_budget_bytes=250)
+        one, two = s.put_blob(b"1" * 100), s.put_blob(b"2" * 100)
+        assert s.get_blob(one) is not None
+        three = s.put_blob(b"3" * 100)
+        assert s.get_blob(two) is None
+        assert s.get_blob(one) == b"1" * 100 and s.get_blob(three) == b"3" * 100
+        big = s.put_blob(b"4" * 1000)  # alone over budget: kept, everything else goes
+        assert s.get_blob(big) == b"4" * 1000
+        assert s.get_blob(one) is None and s.get_blob(three) is None
+
+    def test_blob_budget_holds_across_reopen(self, tmp_path: Path) -> None:
+        """A reopened store counts the blobs already on disk against the budget."""
+        s = SqliteStore(tmp_path / "db", blob_budget_bytes=250)
+        first = s.put_blob(b"1" * 100)
+        s.put_blob(b"2" * 100)
+        s.close()
+        s = SqliteStore(tmp_path / "db", blob_budget_bytes=250)
+        s.put_blob(b"3" * 100)
+        assert s.get_blob(first) is None
+
+    def test_reset_forgets_everything(self, store: Store) -> None:
+        """reset empties tasks, the schedule, sessions, blobs, journal, deliveries and fixtures."""
+        store.insert_task(make_task(1, external="x"))
+        key = store.put_blob(b"data")
+        store.add_journal(entry(1))
+        store.add_delivery(attempt(1, "t"))
+        store.add_fixture_doc({"outcomes": []})
+        store.reset()
+        assert store.list_tasks(None, 0, 10) == [] and store.next_due_ms() is None
+        assert store.task_by_external_id(A, "x") is None and store.get_blob(key) is None
+        assert store.journal() == [] and store.deliveries() == [] and store.fixture_docs() == []
+        store.insert_task(make_task(1, external="x"))
+
+
+class TestConcurrency:
+    def test_one_of_racing_inserts_wins_an_external_id(self, tmp_path: Path) -> None:
+        """Threads on one store and on a second connection race for one external id: one wins."""
+        first = SqliteStore(tmp_path / "db")
+        second = SqliteStore(tmp_path / "db")
+        wins: list[int] = []
+        dupes: list[int] = []
+        barrier = threading.Barrier(16)
+
+        def race(n: int) -> None:
+            barrier.wait()
+            try:
+                (first if n % 2 else second).insert_task(make_task(n, external="same"))
+                wins.append(n)
+            except DuplicateExternalId:
+                dupes.append(n)
+
+        threads = [threading.Thread(target=race, args=(n,)) for n in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(wins) == 1 and len(dupes) == 15
+        assert first.count_tasks(A) == 1
+
+    def test_concurrent_inserts_all_land_once(self, tmp_path: Path) -> None:
+        """Eight threads inserting distinct tasks through one store lose and duplicate none."""
+        s = SqliteStore(tmp_path / "db")
+
+        def insert(base: int) -> None:
+            for n in range(base, base + 50):
+                s.insert_task(make_task(n, external=f"e{n}"))
+
+        threads = [threading.Thread(target=insert, args=(k * 1000,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        listed = s.list_tasks(A, 0, 1000)
+        assert len(listed) == 400 == len({t.task_id for t in listed})
+
+
+# -- restarts of the store ---------------------------------------------------------------------
+
+
+class TestReopen:
+    def test_schedule_and_in_flight_come_back(self, db_path: Path) -> None:
+        """A reopened store still knows what is due and how many tasks are in flight."""
+        s = SqliteStore(db_path)
+        s.insert_task(make_task(1))
+        s.insert_task(make_task(2, created=T0 + 100))
+        s.pop_due(T0 + 1000)
+        s.save_task(dataclasses.replace(make_task(1), status=TaskStatus.PROCESSING))
+        s.close()
+        s = SqliteStore(db_path)
+        assert s.count_in_flight(A) == 2
+        assert s.next_due_ms() == T0 + 1100
+        assert s.pop_due(T0 + 4000) == [make_task(2).task_id, make_task(1).task_id]
+
+    def test_a_transition_lost_in_a_crash_is_due_again(self, db_path: Path) -> None:
+        """A task popped but never saved (the process died in between) is due after reopening."""
+        s = SqliteStore(db_path)
+        s.insert_task(make_task(1))
+        assert s.pop_due(T0 + 1000) == [make_task(1).task_id]
+        s.close()
+        s = SqliteStore(db_path)
+        assert s.pop_due(T0 + 1000) == [make_task(1).task_id]
+
+
+class TestOpening:
+    def test_unknown_store_is_a_startup_error(self) -> None:
+        """A store that is neither `memory` nor `sqlite:PATH` is refused, naming both forms."""
+        for spec in ("redis://x", "sqlite:", "sqlite", "Memory"):
+            with pytest.raises(ValueError, match=r"'memory' or 'sqlite:PATH'"):
+                open_store(Config(store=spec))
+
+    def test_cli_exits_with_the_reason(self) -> None:
+        """`lipsync-mock --store` with a bad value stops before serving, saying why."""
+        with pytest.raises(SystemExit, match="sqlite:PATH"):
+            main(["--store", "postgres:db", "--port", "8999"])
+
+    def test_store_kinds(self, tmp_path: Path) -> None:
+        """`memory` gives the in-memory store and `sqlite:PATH` a file at PATH."""
+        assert isinstance(open_store(Config(store="memory")), MemoryStore)
+        s = open_store(Config(store=f"sqlite:{tmp_path / 'a' / 'b.db'}"))
+        assert isinstance(s, SqliteStore) and (tmp_path / "a" / "b.db").exists()
+
+    def test_unreadable_file_is_refused_clearly(self, tmp_path: Path) -> None:
+        """A path that is not a database says which file and why."""
+        bad = tmp_path / "notes.txt"
+        bad.write_text("not a database" * 100)
+        with pytest.raises(ValueError, match=r"sqlite:.*notes.txt: cannot open"):
+            SqliteStore(bad)
+        with pytest.raises(ValueError, match="cannot open"):
+            SqliteStore(tmp_path)  # a directory
+
+    def test_other_schema_version_is_refused(self, db_path: Path) -> None:
+        """A file written by another schema version is refused rather than misread."""
+        SqliteStore(db_path).close()
+        with sqlite3.connect(db_path) as db:
+            db.execute("UPDATE meta SET value = '999' WHERE key = 'schema'")
+        db.close()
+        with pytest.raises(
+            ValueError, match=f"schema version 999, this mock reads {SCHEMA_VERSION}"
+        ):
+            SqliteStore(db_path)
+
+    def test_domain_stays_free_of_the_web(self) -> None:
+        """Importing the SQLite store pulls in neither Starlette nor httpx."""
+        code = (
+            "import sys, mock_server.domain.sqlite_store; "
+            "print(sorted(m for m in ('starlette', 'httpx') if m in sys.modules))"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.stdout.strip() == "[]", out.stderr
+
+    def test_list_queries_read_an_index_in_order(self, db_path: Path) -> None:
+        """Listing newest first never sorts: it walks the rowid or (account, seq) index."""
+        SqliteStore(db_path).close()
+        db = sqlite3.connect(db_path)
+        for sql, params in (
+            ("SELECT doc FROM tasks ORDER BY seq DESC LIMIT ? OFFSET ?", (30, 0)),
+            (
+                "SELECT doc FROM tasks WHERE account = ? ORDER BY seq DESC LIMIT ? OFFSET ?",
+                ("a", 30, 0),
+            ),
+        ):
+            plan = " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql, params))
+            assert "TEMP B-TREE" not in plan, plan
+        db.close()
+
+
+class TestIds:
+    def test_used_ids_are_skipped(self) -> None:
+        """unused_numeric follows the seeded sequence but never returns an id already used."""
+        before = IdSource(1)
+        taken = {before.numeric() for _ in range(3)}
+        assert IdSource(1).unused_numeric(lambda _: False) in taken  # nothing used: same ids
+        again = IdSource(1)
+        fresh = [again.unused_numeric(taken.__contains__) for _ in range(3)]
+        assert not taken & set(fresh) and all(len(i) == 18 for i in fresh)
+
+
+# -- the API on both stores --------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """`memory` or `sqlite:<tmp>`: the API scenarios below run against each."""
+    return "memory" if request.param == "memory" else f"sqlite:{tmp_path / 'api.db'}"
+
+
+def advance(client: TestClient, ms: int) -> None:
+    r = client.post("/__admin/clock/advance", json={"ms": ms})
+    assert r.status_code == 200, r.text
+
+
+def status(client: TestClient, task_id: str, headers: dict[str, str] | None = None) -> str:
+    r = client.get(f"{TASKS}/{task_id}", headers=headers)
+    assert r.status_code == 200, r.text
+    value: str = r.json()["data"]["task_status"]
+    return value
+
+
+def create(client: TestClient, session_id: str, **overrides: Any) -> dict[str, Any]:
+    r = client.post(TASKS, json=create_body(session_id, **overrides))
+    assert r.status_code == 200, r.text
+    data: dict[str, Any] = r.json()["data"]
+    return data
+
+
+def two_accounts() -> tuple[Account, ...]:
+    return (*default_accounts(), Account(AccountId("other"), "other", "other-sk", (OTHER_KEY,)))
+
+
+class TestApi:
+    def test_task_runs_its_lifecycle(
+        self, make_client: Callable[..., TestClient], store_spec: str
+    ) -> None:
+        """A task is polled by task_id and external_task_id through submitted, processing and
+        succeed, and then carries its result video."""
+        client = make_client(store=store_spec)
+        task = create(client, identify(client)["session_id"], external_task_id="order-1")
+        assert status(client, task["task_id"]) == "submitted"
+        advance(client, 1000)
+        assert status(client, "order-1") == "processing"
+        advance(client, 3000)
+        r = client.get(f"{TASKS}/order-1")
+        assert r.json()["data"]["task_status"] == "succeed"
+        assert r.json()["data"]["task_result"]["videos"][0]["url"].endswith(".mp4")
+
+    def test_list_pages_are_newest_first(
+        self, make_client: Callable[..., TestClient], store_spec: str
+    ) -> None:
+        """Pages of the list hold every task once, newest first."""
+        client = make_client(store=store_spec)
+        session_id = identify(client)["session_id"]
+        made = [create(client, session_id)["task_id"] for _ in range(5)]
+        seen: list[str] = []
+        for page in (1, 2, 3, 4):
+            r = client.get(TASKS, params={"pageNum": page, "pageSize": 2})
+            seen += [t["task_id"] for t in r.json()["data"]]
+        assert seen == made[::-1]
+
+    def test_external_id_is_refused_twice(
+        self, make_client: Callable[..., TestClient], store_spec: str
+    ) -> None:
+        """Reusing an external_task_id in one account is 1201 (external-task-id-unique)."""
+        client = make_client(store=store_spec)
+        session_id = identify(client)["session_id"]
+        create(client, session_id, external_task_id="dup")
+        r = client.post(TASKS, json=create_body(session_id, external_task_id="dup"))
+        assert r.status_code == 400
+        assert r.json()["code"] == 1201 and "external-task-id-unique" in r.json()["message"]
+
+    def test_accounts_see_only_their_tasks(
+        self, make_client: Callable[..., TestClient], store_spec: str
+    ) -> None:
+        """Another account neither finds nor lists a task, by id or by external id."""
+        client = make_client(store=store_spec, accounts=two_accounts())
+        task = create(client, identify(client)["session_id"], external_task_id="mine")
+        for ref in (task["task_id"], "mine"):
+            assert client.get(f"{TASKS}/{ref}", headers=OTHER).status_code == 404
+        assert client.get(TASKS, headers=OTHER).json()["data"] == []
+        other_session = identify_as(client, OTHER)
+        create_as(client, OTHER, other_session, external_task_id="mine")
+
+    def test_tts_audio_serves_and_feeds_a_task(
+        self, make_client: Callable[..., TestClient], store_spec: str
+    ) -> None:
+        """A TTS audio is downloadable and usable as audio_id in a task."""
+        client = make_client(store=store_spec)
+        r = client.post(
+            "/v1/audio/tts",
+            json={
+                "text": "Hello there, welcome to the show; this sentence lasts a few seconds.",
+                "voice_id": "oversea_male1",
+                "voice_language": "en",
+            },
+        )
+        assert r.status_code == 200, r.text
+        audio = r.json()["data"]["task_result"]["audios"][0]
+        assert client.get(f"/files/audio/{audio['id']}.mp3").content
+        fc = face_choose(sound_file=None, audio_id=audio["id"], sound_end_time=2000)
+        create(client, identify(client)["session_id"], face_choose=[fc])
+
+    def test_in_flight_limit_counts_stored_tasks(
+        self, make_client: Callable[..., TestClient], store_spec: str
+    ) -> None:
+        """A concurrency-limit fault refuses a create while a task is in flight, not after."""
+        client = make_client(store=store_spec)
+        client.post("/__admin/faults", json={"kind": "concurrency_limit", "max_in_flight": 1})
+        session_id = identify(client)["session_id"]
+        create(client, session_id)
+        assert client.post(TASKS, json=create_body(session_id)).json()["code"] == 1303
+        advance(client, 4000)
+        create(client, session_id)
+
+
+def identify_as(client: TestClient, headers: dict[str, str]) -> str:
+    r = client.post(
+        "/v1/videos/identify-face", json={"video_url": "https://example.com/o.mp4"}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    session_id: str = r.json()["data"]["session_id"]
+    return session_id
+
+
+def create_as(client: TestClient, headers: dict[str, str], session_id: str, **kw: Any) -> None:
+    r = client.post(TASKS, json=create_body(session_id, **kw), headers=headers)
+    assert r.status_code == 200, r.text
+
+
+# -- the API across a restart (in process) -----------------------------------------------------
+
+
+@pytest.fixture
+def restartable(db_path: Path) -> Callable[[], TestClient]:
+    """Opens a fresh in-process mock on the same SQLite file and seed; use it in `with`."""
+
+    def start() -> TestClient:
+        return TestClient(create_app(manual_config(store=f"sqlite:{db_path}")), headers=AUTH)
+
+    return start
+
+
+class TestRestart:
+    def test_state_survives_and_ids_do_not_repeat(
+        self, restartable: Callable[[], TestClient]
+    ) -> None:
+        """After a restart with the same seed, tasks, sessions and the journal are back and new
+        sessions and tasks get ids never used before."""
+        with restartable() as client:
+            session_id = identify(client)["session_id"]
+            before = create(client, session_id, external_task_id="kept")
+            journal = client.get("/__admin/journal").json()["data"]
+        with restartable() as client:
+            assert status(client, "kept") == "submitted"
+            assert client.get("/__admin/journal").json()["data"][: len(journal)] == journal
+            new_session = identify(client)["session_id"]
+            assert new_session != session_id
+            after = create(client, session_id)  # the old session is still valid
+            assert after["task_id"] != before["task_id"]
+            seqs = [e["seq"] for e in client.get("/__admin/journal").json()["data"]]
+            assert seqs == sorted(set(seqs))
+
+    def test_tasks_keep_moving_after_a_restart(self, restartable: Callable[[], TestClient]) -> None:
+        """The schedule is rebuilt: tasks from before the restart advance and finish, and
+        count against the in-flight limit meanwhile."""
+        with restartable() as client:
+            session_id = identify(client)["session_id"]
+            task = create(client, session_id)
+            advance(client, 1000)
+            assert status(client, task["task_id"]) == "processing"
+        with restartable() as client:
+            assert mock_of(client).backend.store.count_in_flight(AccountId("mock-access-key")) == 1
+            advance(client, 4000)
+            assert status(client, task["task_id"]) == "succeed"
+
+    def test_registered_fixtures_come_back_until_cleared(
+        self, restartable: Callable[[], TestClient]
+    ) -> None:
+        """Fixtures registered through the control API are replayed on start; clearing or
+        resetting forgets them for good."""
+        video: dict[str, Any] = {"url": "https://cdn.example.com/pinned.mp4", "duration_ms": 9000}
+        with restartable() as client:
+            r = client.post(
+                "/__admin/fixtures",
+                json={"videos": [{**video, "session_id": "850000000000000001"}]},
+            )
+            assert r.status_code == 200, r.text
+        with restartable() as client:
+            assert identify(client, video["url"])["session_id"] == "850000000000000001"
+            client.delete("/__admin/fixtures")
+        with restartable() as client:
+            assert identify(client, video["url"])["session_id"] != "850000000000000001"
+            client.post("/__admin/fixtures", json={"videos": [{**video, "session_id": "8501"}]})
+            client.post("/__admin/reset")
+            assert client.get(TASKS).json()["data"] == []
+        with restartable() as client:
+            assert client.get("/__admin/fixtures").json()["data"]["summary"]["videos"] == 0
+            assert client.get(TASKS).json()["data"] == []
