@@ -122,7 +122,7 @@ class Spec:
         generic = re.sub(r"\[\d+\]", "[]", path)
         rule = self._schema_rules.get((operation_id, generic))
         where = path or "body"
-        detail = error.message if len(error.message) < 200 else error.message[:200] + "..."
+        detail = error.message if len(error.message) <= 200 else _short_message(error)
         message = f"{where}: {detail}"
         if rule is not None:
             message += f" (rule {rule})"
@@ -134,6 +134,28 @@ def _first_error(validator: Draft202012Validator, instance: Any) -> ValidationEr
     from jsonschema.exceptions import best_match
 
     return best_match(validator.iter_errors(instance))
+
+
+_SHORT = {
+    "maxLength": "is too long: more than {} characters",
+    "minLength": "is too short: fewer than {} characters",
+    "maxItems": "is too long: more than {} items",
+    "minItems": "is too short: fewer than {} items",
+    "maximum": "is greater than the maximum of {}",
+    "minimum": "is less than the minimum of {}",
+    "type": "is not of type {!r}",
+    "enum": "is not one of {}",
+    "pattern": "does not match {!r}",
+}
+
+
+def _short_message(error: ValidationError) -> str:
+    """What is wrong without repeating a long value (a 1001-character text, a list of faces)."""
+    template = _SHORT.get(str(error.validator), "fails " + str(error.validator) + " {!r}")
+    value = type(error.instance).__name__
+    if isinstance(error.instance, str | list):
+        value += f" of length {len(error.instance)}"
+    return f"the {value} " + template.format(error.validator_value)
 
 
 def _field_path(parts: Any) -> str:

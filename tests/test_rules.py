@@ -1142,19 +1142,11 @@ class TestRuleTable:
 
 
 class TestRuleMessages:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="spec.py cuts schema messages at 200 characters, dropping what is wrong",
-    )
     def test_long_text_refusal_says_it_is_too_long(self, world: World) -> None:
         """A 1001-character text is refused with a message that says it is too long."""
         message = text_of_1001_chars(world).json()["message"]
         assert "too long" in message
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="spec.py cuts schema messages at 200 characters, dropping what is wrong",
-    )
     def test_two_faces_refusal_says_the_list_is_too_long(self, world: World) -> None:
         """Choosing two faces is refused with a message that says the list is too long."""
         message = two_faces_chosen(world).json()["message"]
