@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from typing import Any
 
@@ -30,6 +31,8 @@ def summarise(value: Any, depth: int = 0) -> Any:
         return {k: summarise(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
         return [summarise(v, depth + 1) for v in value[:50]]
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"<number {value}>"  # 1e400 parses as inf, which JSON cannot carry back out
     return value
 
 

@@ -599,6 +599,56 @@ def audio_cases() -> Iterator[Case]:
     )
 
 
+# -- URLs that do not parse, or that httpx refuses to send -------------------------------------
+
+BAD_URLS: dict[str, str] = {
+    "unclosed-ipv6": "http://[::1",
+    "bracket-garbage": "https://]x[/a",
+    "port-out-of-range": "http://127.0.0.1:99999/a",
+    "port-negative": "http://127.0.0.1:-1/a",
+    "port-not-a-number": "http://127.0.0.1:abc/a",
+    "loopback-crlf": "http://127.0.0.1:9/a?\r\nX-Injected: 1",
+    "loopback-nul": "http://127.0.0.1:9/a\x00b",
+}
+
+
+def url_cases() -> Iterator[Case]:
+    """Each URL field given a URL that cannot be parsed or sent; none may reach a 5000."""
+    for label, url in BAD_URLS.items():
+        yield Case(
+            f"identifyFace:video_url={label}",
+            "POST",
+            IDENTIFY,
+            BAD_PARAMETER,
+            dumps({"video_url": url + ".mp4"}),
+            rule="video-url-reachable",
+        )
+        fetched = url.startswith("http://127.0.0.1:9/")
+        yield Case(
+            f"createLipSyncTask:sound_file={label}",
+            "POST",
+            CREATE,
+            BAD_PARAMETER,
+            create_with(sound_file=url + ".mp3"),
+            rule="sound-url-reachable" if fetched else "sound-content",
+        )
+    for label, url in {
+        **{k: v for k, v in BAD_URLS.items() if not k.startswith("loopback")},
+        "no-host": "http:///callback",
+        "ftp": "ftp://127.0.0.1/callback",
+        "javascript": "javascript:alert(1)",
+        "relative": "/callback",
+    }.items():
+        yield Case(
+            f"createLipSyncTask:callback_url={label}",
+            "POST",
+            CREATE,
+            BAD_PARAMETER,
+            dumps({**VALID["createLipSyncTask"][2], "callback_url": url}),
+            rule="callback-url-http",
+        )
+
+
 def all_cases() -> list[Case]:
     cases = [
         *malformed_cases(),
@@ -609,6 +659,7 @@ def all_cases() -> list[Case]:
         *route_cases(),
         *auth_cases(),
         *audio_cases(),
+        *url_cases(),
     ]
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), "case ids must be unique"
