@@ -82,7 +82,7 @@ async def _fetch(http: httpx.AsyncClient, url: str, limit: int) -> bytes:
                     raise FetchError(f"more than {limit} bytes")
                 chunks.append(chunk)
             return b"".join(chunks)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError
         raise FetchError(str(exc) or type(exc).__name__) from exc
 
 
