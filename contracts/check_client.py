@@ -33,6 +33,7 @@ Command line (exit 0 only when no finding is an error; 2 when the journal cannot
 from __future__ import annotations
 
 import argparse
+import bisect
 import dataclasses
 import enum
 import json
@@ -436,19 +437,30 @@ def _check_polling(ctx: _Context, entries: Sequence[_Entry]) -> None:
 
 
 def _check_retries(ctx: _Context, entries: Sequence[_Entry]) -> None:
+    keys = [e.request_key for e in entries]
+    positions: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for i, key in enumerate(keys):
+        positions[key].append(i)
+    next_of_account: list[int | None] = [None] * len(entries)
+    seen: dict[str | None, int] = {}
+    for i in reversed(range(len(entries))):
+        next_of_account[i] = seen.get(entries[i].account)
+        seen[entries[i].account] = i
     for i, failed in enumerate(entries):
         if failed.code == 0 or failed.code in RETRYABLE_CODES:
             continue
-        later = entries[i + 1 :]
-        resend: _Entry | None
+        resend: _Entry | None = None
         if failed.body is None and failed.method != "GET":
             # Refused before its body was read (auth, injected fault): the body is unknown,
             # so only an immediate resend to the same place counts.
-            nxt = next((e for e in later if e.account == failed.account), None)
-            same = nxt is not None and nxt.request_key[1:4] == failed.request_key[1:4]
-            resend = nxt if same else None
+            j = next_of_account[i]
+            if j is not None and keys[j][1:4] == keys[i][1:4]:
+                resend = entries[j]
         else:
-            resend = next((e for e in later if e.request_key == failed.request_key), None)
+            same = positions[keys[i]]
+            k = bisect.bisect_right(same, i)
+            if k < len(same):
+                resend = entries[same[k]]
         if resend is None:
             continue
         if failed.code in AUTH_CODES and resend.code not in AUTH_CODES:

@@ -17,11 +17,15 @@ Both yield a `mock_server.testing.MockServer`: `.base_url`, `.api_key`, `.header
 sample), `.account` (access and secret key) and `.admin`, the control client (`advance()` the
 clock, `add_fault()`, `journal()`, `callbacks()`, `set_chaos()`, `reset()`).
 
-Cost, measured on 2 cores (`tests/contracts/test_plugin.py` pins an upper bound): starting a
-`lipsync_mock` takes about 60-120 ms of set-up, most of it building TLS contexts for the
-mock's outgoing HTTP clients; stopping one takes about 200 ms inside uvicorn (two 0.1 s
-sleeps), so the plugin stops mocks on a background thread and a test pays only for set-up.
-`lipsync_mock_session` costs one reset per test, about 3 ms.
+Cost, measured on a shared 2-core machine (`tests/contracts/test_plugin.py` pins a loose
+upper bound): a test using `lipsync_mock` pays 50-150 ms (median; p90 about 220 ms under
+load) to start one and get its first control-API answer. About 70-90 % of that is
+`ssl.SSLContext.load_verify_locations`: each httpx client the mock and its control client
+build loads the CA bundle (about 22 ms idle, 45 ms under load, three per start); one shared
+context would bring a start to about 10 ms. Stopping takes another 150-200 ms inside uvicorn
+(a 0.1 s main-loop tick and a fixed 0.1 s sleep in its shutdown), so the plugin stops mocks
+on a background thread and joins them at the end of the session. `lipsync_mock_session`
+costs one reset per test, under 2 ms.
 
 Example::
 
@@ -35,8 +39,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -70,14 +72,6 @@ def _stop_in_background(server: MockServer) -> None:
 
 def _started(config: Config) -> MockServer:
     server = MockServer(config)
-    # MockServer binds its socket with proto 0, so asyncio does not turn Nagle off on the
-    # connections it accepts, and every request after the first on a keep-alive connection
-    # waits ~40 ms for a delayed ACK. TCP_NODELAY set on the listener is inherited by the
-    # accepted sockets. Harmless once MockServer creates its socket with IPPROTO_TCP.
-    listener = getattr(server, "_sock", None)
-    if isinstance(listener, socket.socket):
-        with contextlib.suppress(OSError):
-            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return server.start()
 
 

@@ -10,7 +10,8 @@ Example (a session-scoped mock, reset for every generated scenario)::
 
     from hypothesis import given, settings
 
-    from contracts.scenarios import lipsync_scenarios, Scenario
+    from contracts.check_client import Check, check_journal
+    from contracts.scenarios import Scenario, lipsync_scenarios
 
     @settings(max_examples=25, deadline=None)
     @given(scenario=lipsync_scenarios())

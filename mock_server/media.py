@@ -427,7 +427,7 @@ def synthesize_speech(text: str, speed: float = 1.0) -> bytes:
     parts: list[bytes] = []
     for char in chars:
         if char.isalnum():
-            parts.append(_syllable(ord(char.lower()) % len(_SPEECH_SCALE_HZ), per_char))
+            parts.append(_syllable(ord(char.lower()[0]) % len(_SPEECH_SCALE_HZ), per_char))
         else:
             parts.append(bytes(per_char * 2))
     pcm = _fit_pcm(b"".join(parts), total)

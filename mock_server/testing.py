@@ -23,7 +23,9 @@ class MockServer:
 
     def __init__(self, config: Config | None = None, **overrides: Any) -> None:
         config = config or Config()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio then sets TCP_NODELAY on accepted connections, and
+        # keep-alive requests don't wait ~40 ms for a delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self._sock = sock

@@ -636,11 +636,6 @@ class TestAccounts:
         r = app.post(TASKS, json=create_body(session), headers=OTHER)
         assert "(rule session-known)" in assert_envelope(r, 400, 1201)["message"]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="sessions are keyed by id alone: a fixture-pinned session id identified by a "
-        "second account takes the first account's session away",
-    )
     def test_pinned_session_id_serves_both_accounts(
         self, make_client: Callable[..., TestClient]
     ) -> None:

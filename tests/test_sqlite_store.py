@@ -106,6 +106,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
+    """Where a test's SQLite file goes; its folder does not exist yet."""
     return tmp_path / "state" / "mock.db"
 
 
@@ -164,7 +165,7 @@ class TestRoundTrip:
         s.close()
 
         again = SqliteStore(db_path)
-        assert again.get_session(session.session_id) == session
+        assert again.get_session(session.account, session.session_id) == session
         assert again.get_audio(audio.audio_id) == audio
         assert again.get_task(finished.task_id) == finished
         assert again.task_by_external_id(A, "x") == finished
@@ -264,6 +265,18 @@ class TestSchedule:
         store.save_task(dataclasses.replace(make_task(1), status_msg="touched"))
         store.save_task(dataclasses.replace(make_task(1), status_msg="again"))
         assert store.pop_due(T0 + 10_000) == []
+
+    def test_a_zero_ms_phase_fires_both_transitions(self, store: Store) -> None:
+        """With 0 ms of processing, the end of processing is due when processing starts, and
+        fires once even if the processing task is saved twice."""
+        task = dataclasses.replace(make_task(1), outcome=Outcome(1000, 0))
+        store.insert_task(task)
+        assert store.pop_due(T0 + 1000) == [task.task_id]
+        processing = dataclasses.replace(task, status=TaskStatus.PROCESSING)
+        store.save_task(processing)
+        store.save_task(processing)
+        assert store.pop_due(T0 + 1000) == [task.task_id]
+        assert store.pop_due(T0 + 1000) == []
 
 
 class TestBounds:
@@ -563,6 +576,15 @@ class TestApi:
         assert client.get(f"/files/audio/{audio['id']}.mp3").content
         fc = face_choose(sound_file=None, audio_id=audio["id"], sound_end_time=2000)
         create(client, identify(client)["session_id"], face_choose=[fc])
+
+    def test_zero_ms_processing_still_succeeds(
+        self, make_client: Callable[..., TestClient], store_spec: str
+    ) -> None:
+        """A task with no processing time goes through processing to succeed in one advance."""
+        client = make_client(store=store_spec, processing_delay_s=0.0)
+        task = create(client, identify(client)["session_id"])
+        advance(client, 1000)
+        assert status(client, task["task_id"]) == "succeed"
 
     def test_in_flight_limit_counts_stored_tasks(
         self, make_client: Callable[..., TestClient], store_spec: str

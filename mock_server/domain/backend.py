@@ -129,7 +129,9 @@ class LipSyncBackend:
         now = self.clock.now_ms()
         sid = SessionId(
             video.session_id
-            or self.ids.unused_numeric(lambda i: self.store.get_session(SessionId(i)) is not None)
+            or self.ids.unused_numeric(
+                lambda i: self.store.get_session(account, SessionId(i)) is not None
+            )
         )
         session = Session(sid, account, inp.video_id, inp.video_url, video, now)
         self.store.put_session(session)
@@ -145,7 +147,7 @@ class LipSyncBackend:
                     "video-id-recent",
                     f"video_id: video {video_id} was generated more than 30 days ago",
                 )
-            parent = self.store.get_session(task.session_id)
+            parent = self.store.get_session(task.account, task.session_id)
             faces = parent.video.faces if parent else ()
             video = VideoMeta(
                 duration_ms=task.parent.duration_ms,
@@ -165,8 +167,8 @@ class LipSyncBackend:
 
     async def create_lip_sync_task(self, account: AccountId, inp: CreateTaskInput) -> Task:
         now = self.clock.now_ms()
-        session = self.store.get_session(SessionId(inp.session_id))
-        if session is None or session.account != account:
+        session = self.store.get_session(account, SessionId(inp.session_id))
+        if session is None:
             raise ApiError.rule_broken(
                 "session-known",
                 f"session_id: {inp.session_id!r} is not a session of this account; "

@@ -35,9 +35,10 @@ Params = tuple[Any, ...] | dict[str, Any]
 
 SCHEMA_VERSION = "1"
 
-# Every value type is a JSON document in `doc`; the other columns exist only for the indexes.
-# `seq` (the rowid) is the creation order; `due_ms` is the schedule (NULL: nothing due) and
-# `fired_ms` the due time pop_due last returned, so that one due time fires at most once.
+# Every value type is a JSON document in `doc`; other columns serve the indexes and schedule.
+# `seq` (the rowid) is the creation order; `due_ms` is the schedule (NULL: nothing due);
+# `fired_ms`/`fired_status` are the transition pop_due last returned, which a save of the same
+# status does not schedule again (a new status due at the same time, a 0 ms phase, is).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     status TEXT NOT NULL,
     due_ms INTEGER,
     fired_ms INTEGER,
+    fired_status TEXT,
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_by_account ON tasks (account, seq);
@@ -59,7 +61,10 @@ CREATE INDEX IF NOT EXISTS tasks_by_result_video
 CREATE INDEX IF NOT EXISTS tasks_due ON tasks (due_ms) WHERE due_ms IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_in_flight
     ON tasks (account) WHERE status IN ('submitted', 'processing');
-CREATE TABLE IF NOT EXISTS sessions (session_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    account TEXT NOT NULL, session_id TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (account, session_id)
+);
 CREATE TABLE IF NOT EXISTS audios (audio_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (
     key TEXT PRIMARY KEY, size INTEGER NOT NULL, used INTEGER NOT NULL, data BLOB NOT NULL
@@ -73,6 +78,7 @@ CREATE INDEX IF NOT EXISTS deliveries_by_task ON deliveries (task_id, n);
 CREATE TABLE IF NOT EXISTS fixture_docs (n INTEGER PRIMARY KEY, doc TEXT NOT NULL);
 """
 
+TABLES = ("tasks", "sessions", "audios", "blobs", "journal", "deliveries", "fixture_docs")
 IN_FLIGHT = "status IN ('submitted', 'processing')"  # must match tasks_in_flight's WHERE
 
 
@@ -195,8 +201,9 @@ class SqliteStore:
             # A task popped by pop_due whose next state was never saved (the process died in
             # between) is due again: that transition did not happen.
             db.execute(
-                "UPDATE tasks SET due_ms = fired_ms, fired_ms = NULL "
-                f"WHERE due_ms IS NULL AND fired_ms IS NOT NULL AND {IN_FLIGHT}"
+                "UPDATE tasks SET due_ms = fired_ms, fired_ms = NULL, fired_status = NULL "
+                "WHERE due_ms IS NULL AND fired_ms IS NOT NULL AND fired_status = status "
+                f"AND {IN_FLIGHT}"
             )
         self._load_counters()
 
@@ -212,10 +219,11 @@ class SqliteStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may have rolled back already
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def _all(self, sql: str, params: Params = ()) -> list[Any]:
         with self._lock:
@@ -235,20 +243,22 @@ class SqliteStore:
 
     def reset(self) -> None:
         with self._tx() as db:
-            for table in ("tasks", "sessions", "audios", "blobs", "journal", "deliveries"):
+            for table in TABLES:
                 db.execute(f"DELETE FROM {table}")
-            db.execute("DELETE FROM fixture_docs")
         self._load_counters()
 
     # -- sessions and audios ---------------------------------------------------------------
 
     def put_session(self, session: Session) -> None:
         self._write(
-            "INSERT OR REPLACE INTO sessions VALUES (?, ?)", (session.session_id, dumps(session))
+            "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)",
+            (session.account, session.session_id, dumps(session)),
         )
 
-    def get_session(self, session_id: SessionId) -> Session | None:
-        row = self._one("SELECT doc FROM sessions WHERE session_id = ?", (session_id,))
+    def get_session(self, account: AccountId, session_id: SessionId) -> Session | None:
+        row = self._one(
+            "SELECT doc FROM sessions WHERE account = ? AND session_id = ?", (account, session_id)
+        )
         return None if row is None else loads(Session, row[0])
 
     def put_audio(self, audio: Audio) -> None:
@@ -283,8 +293,8 @@ class SqliteStore:
     def save_task(self, task: Task) -> None:
         cur = self._write(
             "UPDATE tasks SET status = :status, result_video_id = :video, doc = :doc, "
-            "due_ms = CASE WHEN :due IS fired_ms THEN NULL ELSE :due END "
-            "WHERE task_id = :task_id",
+            "due_ms = CASE WHEN :due IS fired_ms AND :status IS fired_status THEN NULL "
+            "ELSE :due END WHERE task_id = :task_id",
             {
                 "status": task.status.value,
                 "video": task.result_video_id,
@@ -347,7 +357,8 @@ class SqliteStore:
                     "SELECT task_id FROM tasks WHERE due_ms <= ? ORDER BY due_ms, seq", (now_ms,)
                 ).fetchall()
                 db.execute(
-                    "UPDATE tasks SET fired_ms = due_ms, due_ms = NULL WHERE due_ms <= ?",
+                    "UPDATE tasks SET fired_ms = due_ms, fired_status = status, due_ms = NULL "
+                    "WHERE due_ms <= ?",
                     (now_ms,),
                 )
             return [TaskId(r[0]) for r in rows]

@@ -18,6 +18,7 @@ from .models import (
     SessionId,
     Task,
     TaskId,
+    TaskStatus,
     VideoId,
 )
 
@@ -29,7 +30,8 @@ class DuplicateExternalId(Exception):
 class Store(Protocol):
     def reset(self) -> None: ...
     def put_session(self, session: Session) -> None: ...
-    def get_session(self, session_id: SessionId) -> Session | None: ...
+    def get_session(self, account: AccountId, session_id: SessionId) -> Session | None:
+        """Sessions belong to an account: a fixture may pin the same id for several."""
     def put_audio(self, audio: Audio) -> None: ...
     def get_audio(self, audio_id: AudioId) -> Audio | None: ...
     def insert_task(self, task: Task) -> None:
@@ -46,7 +48,7 @@ class Store(Protocol):
     def count_in_flight(self, account: AccountId) -> int: ...
     def pop_due(self, now_ms: int) -> list[TaskId]:
         """Ids of tasks whose next transition is due, in due order, each removed from the
-        schedule; a task comes back at most once per due time."""
+        schedule; a task comes back once per transition, not again for the same one."""
 
     def next_due_ms(self) -> int | None: ...
     def put_blob(self, data: bytes) -> BlobKey: ...
@@ -81,7 +83,7 @@ class MemoryStore:
         self.reset()
 
     def reset(self) -> None:
-        self._sessions: dict[SessionId, Session] = {}
+        self._sessions: dict[tuple[AccountId, SessionId], Session] = {}
         self._audios: dict[AudioId, Audio] = {}
         self._tasks: dict[TaskId, Task] = {}
         self._by_account: dict[AccountId, list[TaskId]] = {}
@@ -90,7 +92,7 @@ class MemoryStore:
         self._by_video: dict[VideoId, TaskId] = {}
         self._in_flight: dict[AccountId, int] = {}
         self._due: list[tuple[int, TaskId]] = []
-        self._fired: dict[TaskId, int] = {}  # the due time pop_due last returned, per task
+        self._fired: dict[TaskId, tuple[int, TaskStatus]] = {}  # what pop_due last returned
         self._blobs: OrderedDict[BlobKey, bytes] = OrderedDict()
         self._blob_bytes = 0
         self._journal: deque[JournalEntry] = deque(maxlen=self._journal_limit)
@@ -98,10 +100,10 @@ class MemoryStore:
         self._fixture_docs: list[dict[str, Any]] = []
 
     def put_session(self, session: Session) -> None:
-        self._sessions[session.session_id] = session
+        self._sessions[(session.account, session.session_id)] = session
 
-    def get_session(self, session_id: SessionId) -> Session | None:
-        return self._sessions.get(session_id)
+    def get_session(self, account: AccountId, session_id: SessionId) -> Session | None:
+        return self._sessions.get((account, session_id))
 
     def put_audio(self, audio: Audio) -> None:
         self._audios[audio.audio_id] = audio
@@ -166,8 +168,12 @@ class MemoryStore:
         while self._due and self._due[0][0] <= now_ms:
             due, tid = heapq.heappop(self._due)
             task = self._tasks.get(tid)
-            if task is not None and task.next_due_ms() == due and self._fired.get(tid) != due:
-                self._fired[tid] = due
+            if task is None or task.next_due_ms() != due:
+                continue
+            # Once per transition: a save without a status change must not fire it again, but
+            # a 0 ms phase makes the next transition due at the same time, and that one fires.
+            if self._fired.get(tid) != (due, task.status):
+                self._fired[tid] = (due, task.status)
                 out.append(tid)
         return out
 

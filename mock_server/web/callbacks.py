@@ -416,9 +416,11 @@ class CallbackDispatcher:
         return self._outstanding + self._inbound + len(self._early)
 
     async def idle(self, timeout_s: float = 10.0) -> bool:
-        """Wait until nothing is pending (True) or `timeout_s` has passed (False)."""
+        """Wait until nothing is pending but statuses held for reordering (True), or until
+        `timeout_s` has passed (False). Held statuses wait for a later status by design: a
+        clock advance that does not reach one must not wait for them."""
         deadline = time.monotonic() + timeout_s
-        while self.pending:
+        while self.pending - sum(len(h) for h in self._held.values()):
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.005)

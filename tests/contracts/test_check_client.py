@@ -376,6 +376,13 @@ class TestCommandLine:
         assert main(["--journal", str(journal_file)]) == 2
         assert "cannot read the journal" in capsys.readouterr().err
 
+    def test_contracts_command_dispatches(self, journal_file: Path) -> None:
+        """`python -m contracts check-client` runs the same command."""
+        from contracts.__main__ import main as contracts_main
+
+        journal_file.write_text(json.dumps([entry(1, code=1203, http_status=404)]))
+        assert contracts_main(["check-client", "--journal", str(journal_file)]) == 1
+
     def test_render_text_lists_findings(self) -> None:
         """The text table has a header, a rule line and one row per finding."""
         findings = check_journal([entry(1, code=1203, http_status=404)])
