@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from . import tls
+
 
 class AdminError(Exception):
     """The control API refused a request; `code` and `message` come from its envelope."""
@@ -20,7 +22,12 @@ class AdminClient:
     """`AdminClient("http://127.0.0.1:8000").advance(4000)` and friends."""
 
     def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s, trust_env=False)
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout_s,
+            trust_env=False,
+            verify=tls.client_context(),
+        )
 
     def close(self) -> None:
         self._http.close()

@@ -234,6 +234,8 @@ class TestStateAndJournal:
             "getLipSyncTask",
         ]
         assert entries[-1]["code"] == 1203 and entries[-1]["http_status"] == 404
+        assert entries[-1]["rule"] == "task-exists" and "unknown" in entries[-1]["message"]
+        assert entries[0]["message"] == "" and entries[0]["rule"] is None
         assert {e["auth"] for e in entries} == {"api_key"}
         assert server.admin.journal(code=1203)[0]["path"] == "/v1/videos/advanced-lip-sync/unknown"
         assert len(server.admin.journal(operation="identifyFace")) == 1

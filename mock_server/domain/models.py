@@ -190,6 +190,8 @@ class JournalEntry:
     code: int
     request_id: str
     latency_ms: float
+    message: str = ""  # the refusal's message, empty on success
+    rule: str | None = None  # the x-kling-rules id a refusal names
 
 
 @dataclass(frozen=True, slots=True)

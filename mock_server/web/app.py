@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .. import fixtures_file
+from .. import fixtures_file, tls
 from ..auth import Authenticator, Principal
 from ..config import Config
 from ..domain.backend import LipSyncBackend, Phases
@@ -106,7 +106,9 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
         fixtures_file.load(config.fixtures_file, fixtures)
     for doc in store.fixture_docs():  # registered through the control API before a restart
         fixtures_file.apply(doc, fixtures)
-    http = httpx.AsyncClient(timeout=10.0, follow_redirects=True, trust_env=False)
+    http = httpx.AsyncClient(
+        timeout=10.0, follow_redirects=True, trust_env=False, verify=tls.client_context()
+    )
     files_holder: list[FileStore] = []
     resolver = MediaResolver(
         fixtures,
@@ -229,7 +231,7 @@ def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None
         request_id = mock.backend.ids.request_id()
         principal: Principal | None = None
         body: Any = None
-        code = 0
+        refusal: ApiError | None = None
         try:
             principal = mock.auth.authenticate(request.headers.get("authorization"))
             latency_ms = mock.backend.faults.before_request(
@@ -243,20 +245,20 @@ def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None
             data, headers = await handler(Call(request, principal, body or {}, request_id))
             response = responses.success(request_id, data, headers)
         except ApiError as error:
-            code = error.code
+            # A copy without the traceback: its frames hold the request body (up to 10 MB).
+            refusal = ApiError(error.code, error.message, error.rule)
             response = responses.failure(error, request_id, mock.spec.http_status)
         except Exception:  # a bug in the mock still answers with the envelope
             log.exception("internal error in %s", operation_id)
-            code = INTERNAL
-            bug = ApiError(INTERNAL, "internal error in the mock; see its log")
-            response = responses.failure(bug, request_id, mock.spec.http_status)
+            refusal = ApiError(INTERNAL, "internal error in the mock; see its log")
+            response = responses.failure(refusal, request_id, mock.spec.http_status)
         mock.journal.record(
             request,
             operation=operation_id,
             principal=principal,
             body=body,
             http_status=response.status_code,
-            code=code,
+            error=refusal,
             request_id=request_id,
             started=started,
         )
@@ -373,7 +375,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
         principal=None,
         body=None,
         http_status=response.status_code,
-        code=error.code,
+        error=error,
         request_id=request_id,
         started=time.perf_counter(),
     )

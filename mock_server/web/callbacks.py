@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from .. import tls
 from ..domain.models import DeliveryAttempt, TaskEvent
 from ..domain.store import Store
 from . import serialize
@@ -447,6 +448,7 @@ class CallbackDispatcher:
         self._slots = asyncio.Semaphore(self.max_concurrency)
         self._client = httpx.AsyncClient(
             transport=self._transport,
+            verify=tls.client_context(),
             timeout=self.timeout_s,
             follow_redirects=False,
             trust_env=False,

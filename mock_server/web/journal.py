@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from ..auth import Principal
 from ..domain.clock import Clock
+from ..domain.errors import ApiError
 from ..domain.models import JournalEntry
 from ..domain.store import Store
 
@@ -51,7 +52,7 @@ class Journal:
         principal: Principal | None,
         body: Any,
         http_status: int,
-        code: int,
+        error: ApiError | None,
         request_id: str,
         started: float,
     ) -> None:
@@ -69,9 +70,11 @@ class Journal:
                 token_lifetime_s=principal.token_lifetime_s if principal else None,
                 body=summarise(body),
                 http_status=http_status,
-                code=code,
+                code=0 if error is None else error.code,
                 request_id=request_id,
                 latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                message="" if error is None else error.message,
+                rule=None if error is None else error.rule,
             )
         )
 
