@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help run test test-fast lint typecheck bench clean
+.PHONY: help venv run test test-fast lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,9 +28,9 @@ test: $(STAMP) ## run the whole suite (slow suites included)
 test-fast: $(STAMP) ## run the suite without the slow tests
 	$(BIN)/pytest -n 2 -q -m "not slow"
 
-lint: $(STAMP) ## ruff and mypy strict
-	$(BIN)/ruff check mock_server contracts tests
-	$(BIN)/mypy
+lint: $(STAMP) ## ruff and mypy strict over the package, the kit, the examples and the tests
+	$(BIN)/ruff check mock_server contracts examples tests bench
+	$(BIN)/mypy mock_server contracts examples tests
 
 bench: $(STAMP) ## load benchmarks against the bare baseline and Prism; writes bench/RESULTS.md
 	bash bench/run.sh
