@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`: installs wrk and Prism when missing, then runs the driver (bench/run.py).
-# BENCH_QUICK=1 makes a short smoke run; `--install-only` stops after the installs.
+# BENCH_QUICK=1 makes a short smoke run (written to bench/out/RESULTS.quick.md); `--install-only`
+# stops after the installs. Other knobs (see bench/run.py): BENCH_DURATION, BENCH_WARMUP,
+# BENCH_THREADS, BENCH_CONNECTIONS, BENCH_SEED_BUDGET, BENCH_QUIET_BUDGET, BENCH_QUIET_WAIT,
+# BENCH_NICE (0 keeps the normal priority).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

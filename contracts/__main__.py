@@ -1,4 +1,4 @@
-"""`python -m contracts <command>`: the kit's command line (`verify`; see `--help`)."""
+"""`python -m contracts <command>`: the kit's command line (`verify`, `check-client`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import verify
+from . import check_client, verify
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,9 +23,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             description=(verify.__doc__ or "").split("\n\n")[0],
         )
     )
+    check_client.add_arguments(
+        commands.add_parser(
+            "check-client",
+            help="report spec violations and bad client behaviour in the mock's journal",
+            description=(check_client.__doc__ or "").split("\n\n")[0],
+        )
+    )
     args = parser.parse_args(argv)
     if args.command == "verify":
         return verify.run_from_args(args)
+    if args.command == "check-client":
+        return check_client.run(args)
     parser.error(f"unknown command {args.command!r}")
     return 2  # pragma: no cover - parser.error exits
 

@@ -4,9 +4,13 @@ Two families of checks run against one base URL:
 
 * **schemathesis'** own, over every operation of the spec: examples, coverage, fuzzing (positive
   and negative data) and the stateful phase that follows the spec's OpenAPI ``links``
-  (identify-face -> create -> query one -> query list). Checks: ``not_a_server_error``,
-  ``status_code_conformance``, ``content_type_conformance``, ``response_schema_conformance``,
-  ``negative_data_rejection``, ``positive_data_acceptance``.
+  (identify-face -> create -> query one -> query list; the last link is added in memory when the
+  spec has none into the list). Checks: ``not_a_server_error``, ``status_code_conformance``,
+  ``content_type_conformance``, ``response_schema_conformance``, ``negative_data_rejection``,
+  ``positive_data_acceptance`` (which also accepts, for an operation, the HTTP statuses of its
+  domain rules: the schema cannot express them). Positive identify-face cases use a readable
+  video URL and stateful create-task cases a minimal valid face choice, so that the chain gets
+  sessions and tasks to follow the links from.
 * **ours** (kind ``kling`` and ``rule``), built on :mod:`contracts.strategies` against a real
   session (identify-face on an offline-derived video URL):
 
@@ -44,6 +48,7 @@ from __future__ import annotations
 import argparse
 import copy
 import enum
+import hashlib
 import itertools
 import json
 import os
@@ -57,18 +62,37 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+# schemathesis is imported with this module, never lazily: a process that imports schemathesis
+# modules for a while and then drops them (pytest's in-process runs restore sys.modules) would
+# otherwise give the engine and verify two copies of its event classes and check registry.
 import httpx
 import jwt
+import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
+from schemathesis.checks import CheckFunction, not_a_server_error
+from schemathesis.config import SchemathesisConfig
+from schemathesis.config._checks import POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES
+from schemathesis.core.failures import FailureGroup
+from schemathesis.engine import Status, events, from_schema
+from schemathesis.engine import core as _engine_core  # noqa: F401 - see the note above
+from schemathesis.generation.meta import TestPhase
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from mock_server.auth import make_token
 from mock_server.spec import Rule, Spec
 
 from . import strategies
+
+if TYPE_CHECKING:
+    from schemathesis.engine.recorder import ScenarioRecorder
 
 __all__ = [
     "CheckFailure",
@@ -128,7 +152,7 @@ class Credentials:
 
     >>> Credentials(api_key="mock-api-key").authorization()
     'Bearer mock-api-key'
-    >>> Credentials("mock-access-key", "mock-secret-key").authorization().count(".")
+    >>> Credentials.mock_defaults().authorization().count(".")
     2
     """
 
@@ -312,6 +336,8 @@ class VerifyReport:
     elapsed_s: float = 0.0
     checks: dict[str, CheckSummary] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    links: dict[str, list[int]] = field(default_factory=dict)
+    """Stateful steps per OpenAPI link followed: [steps, steps answered 2xx]."""
 
     @property
     def ok(self) -> bool:
@@ -320,10 +346,12 @@ class VerifyReport:
 
     @property
     def cases(self) -> int:
+        """Responses checked, summed over the checks."""
         return sum(c.cases for c in self.checks.values())
 
     @property
     def failures(self) -> int:
+        """Failed cases, summed over the checks."""
         return sum(c.failed for c in self.checks.values())
 
     def check(self, name: str, kind: CheckKind) -> CheckSummary:
@@ -359,10 +387,15 @@ class VerifyReport:
             "failures": self.failures,
             "failed_checks": self.failed_checks(),
             "errors": list(self.errors),
+            "links": {
+                link: {"steps": steps, "accepted": accepted}
+                for link, (steps, accepted) in sorted(self.links.items())
+            },
             "checks": [c.to_dict() for c in self.ordered()],
         }
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON."""
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
     def summary_table(self) -> str:
@@ -371,6 +404,10 @@ class VerifyReport:
         for c in self.ordered():
             note = f"  (not exercised: {c.skipped})" if c.skipped and not c.cases else ""
             lines.append(f"{c.name:<30} {c.kind.value:<12} {c.cases:>6}  {c.failed:>8}{note}")
+        if self.links:
+            lines.append("")
+        for link, (steps, accepted) in sorted(self.links.items()):
+            lines.append(f"stateful link {link}: {steps} steps, {accepted} answered 2xx")
         for c in self.ordered():
             for failure in c.examples:
                 lines.append("")
@@ -523,7 +560,6 @@ class _Target:
     (and ours) run on every request verify sends itself."""
 
     def __init__(self, options: VerifyOptions, spec: Spec, report: VerifyReport) -> None:
-        import schemathesis
 
         self.options = options
         self.spec = spec
@@ -544,7 +580,6 @@ class _Target:
         query: Mapping[str, Any] | None = None,
         path_parameters: Mapping[str, Any] | None = None,
     ) -> _Answer:
-        from schemathesis.core.failures import FailureGroup
 
         operation = self.schema.find_operation_by_id(operation_id)
         kwargs: dict[str, Any] = {}
@@ -615,14 +650,7 @@ class _Target:
         )
 
 
-def _builtin_response_checks() -> dict[str, Any]:
-    from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import (
-        content_type_conformance,
-        response_schema_conformance,
-        status_code_conformance,
-    )
-
+def _builtin_response_checks() -> dict[str, CheckFunction]:
     return {
         "not_a_server_error": not_a_server_error,
         "status_code_conformance": status_code_conformance,
@@ -781,7 +809,10 @@ class _KlingChecks:
         if not usable:
             return
         face = max(usable, key=lambda f: f["end_time"] - f["start_time"])
-        length = max(self.spec.rules["crop-min-length"].boundary, 2000)
+        length = max(
+            int(self.spec.rules["crop-min-length"].boundary),
+            int(self.spec.rules["insert-face-overlap"].boundary),
+        )
         external = f"contracts-{self.run_id}-{len(session.faces)}-{uuid.uuid4().hex[:8]}"
         body = {
             "session_id": session.session_id,
@@ -1057,7 +1088,6 @@ def _register_engine_checks() -> None:
     global _REGISTERED
     if _REGISTERED:
         return
-    import schemathesis
 
     def kling_error_mapping(ctx: Any, response: Any, case: Any) -> bool | None:
         active = _ACTIVE.get(id(case.operation.schema))
@@ -1103,6 +1133,55 @@ def _operation_ids(spec: Spec) -> dict[str, str]:
     return labels
 
 
+def _usable_positive_cases(schema: Any, options: VerifyOptions, spec: Spec) -> None:
+    """Make schema-valid identify-face and stateful create-task cases usable by the server.
+
+    A schema-valid ``video_url`` is almost never a readable video, and a schema-valid face
+    choice almost never fits the session's faces and audio, so without this the stateful phase
+    would rarely get past identify-face or create-task to follow the links from them. Positive
+    identify-face cases get a video URL (derived from the generated body, so a case still maps
+    to one URL); positive create-task cases of the stateful phase get a minimal valid face
+    choice, which the link from identify-face then fills with the session's values. Fuzzing and
+    coverage keep their raw create-task bodies.
+    """
+
+    video_urls = options.video_urls
+    sound_file = options.sound_file or strategies.DERIVED_SOUND_URL
+    window = max(
+        int(spec.rules["crop-min-length"].boundary),
+        int(spec.rules["insert-face-overlap"].boundary),
+    )
+
+    def map_case(ctx: Any, case: Any) -> Any:
+        meta = case.meta
+        if meta is None or not meta.generation.mode.is_positive:
+            return case
+        label = case.operation.label
+        if label == "POST /v1/videos/identify-face":
+            digest = hashlib.sha256(repr(case.body).encode()).hexdigest()
+            if video_urls:
+                url = video_urls[int(digest, 16) % len(video_urls)]
+            else:
+                url = f"https://example.com/contracts/fuzz-{digest[:16]}.mp4"
+            case.body = {"video_url": url}
+        elif label == "POST /v1/videos/advanced-lip-sync" and meta.phase.name == TestPhase.STATEFUL:
+            body = case.body if isinstance(case.body, dict) else {}
+            choice = {
+                "face_id": "0",
+                "sound_file": sound_file,
+                "sound_start_time": 0,
+                "sound_end_time": window,
+                "sound_insert_time": 0,
+            }
+            usable = {"session_id": body.get("session_id", ""), "face_choose": [choice]}
+            if isinstance(body.get("watermark_info"), dict):
+                usable["watermark_info"] = body["watermark_info"]
+            case.body = usable
+        return case
+
+    schema.hook("map_case")(map_case)
+
+
 def _with_list_link(document: dict[str, Any]) -> dict[str, Any]:
     """The spec, plus a link query-one -> list when the spec has none into listLipSyncTasks.
 
@@ -1140,7 +1219,6 @@ def _engine_config(options: VerifyOptions, spec: Spec, seed: int) -> dict[str, A
     for rule in spec.rules.values():
         if rule.check == "domain":
             refusals.setdefault(rule.operation, set()).add(str(spec.http_status[rule.code]))
-    from schemathesis.config._checks import POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES
 
     operations = [
         {
@@ -1174,8 +1252,6 @@ def _run_schemathesis(
     options: VerifyOptions, spec: Spec, report: VerifyReport, seed: int, progress: Progress
 ) -> None:
     import schemathesis
-    from schemathesis.config import SchemathesisConfig
-    from schemathesis.engine import Status, events, from_schema
 
     _register_engine_checks()
     config = SchemathesisConfig.from_dict(_engine_config(options, spec, seed))
@@ -1189,11 +1265,13 @@ def _run_schemathesis(
             return credentials.authorization()
 
         def set(self, case: Any, data: str, ctx: Any) -> None:
-            case.headers = {**(case.headers or {}), "Authorization": data}
+            case.headers["Authorization"] = data
 
     schema.auth(refresh_interval=None)(FreshToken)
+    _usable_positive_cases(schema, options, spec)
     _ACTIVE[id(schema)] = (spec, _operation_ids(spec))
     kinds = {name: CheckKind.KLING for name in _ENGINE_KLING_CHECKS}
+    scenarios = 0
     try:
         for event in from_schema(schema).execute():
             if isinstance(event, events.PhaseStarted):
@@ -1201,18 +1279,36 @@ def _run_schemathesis(
             elif isinstance(event, events.PhaseFinished) and event.phase.is_enabled:
                 progress(f"schemathesis: {event.phase.name.value} {event.status.value}")
             elif isinstance(event, events.ScenarioFinished) and event.is_test_scenario:
-                _record_scenario(report, event.recorder, kinds, Status.FAILURE)
+                scenarios += 1
+                _record_scenario(report, event.recorder, kinds)
             elif isinstance(event, events.NonFatalError):
                 report.errors.append(f"schemathesis: {event.label}: {event.info.format()}"[:800])
             elif isinstance(event, events.FatalError):
                 report.errors.append(f"schemathesis stopped: {event.exception}"[:800])
+            elif isinstance(event, events.EngineFinished):
+                stopped = event.stop_reason.skip_explanation
+                if stopped or not scenarios:
+                    report.errors.append(
+                        f"schemathesis ran {scenarios} scenarios and stopped: "
+                        f"{stopped or event.stop_reason.value}"
+                    )
     finally:
         _ACTIVE.pop(id(schema), None)
 
 
 def _record_scenario(
-    report: VerifyReport, recorder: Any, kinds: Mapping[str, CheckKind], failure_status: Any
+    report: VerifyReport, recorder: ScenarioRecorder, kinds: Mapping[str, CheckKind]
 ) -> None:
+    """Count every check schemathesis ran in one scenario, keeping failures as examples."""
+
+    for case_id, step in recorder.cases.items():
+        if step.transition is None:
+            continue
+        interaction = recorder.interactions.get(case_id)
+        answered = interaction.response if interaction is not None else None
+        counts = report.links.setdefault(_link_name(step.transition.id), [0, 0])
+        counts[0] += 1
+        counts[1] += int(answered is not None and 200 <= answered.status_code < 300)
     for case_id, nodes in recorder.checks.items():
         node_case = recorder.cases.get(case_id)
         case = node_case.value if node_case is not None else None
@@ -1221,7 +1317,7 @@ def _record_scenario(
         for node in nodes:
             kind = kinds.get(node.name, CheckKind.SCHEMATHESIS)
             failure = None
-            if node.status == failure_status and node.failure_info is not None:
+            if node.status == Status.FAILURE and node.failure_info is not None:
                 problem = node.failure_info.failure
                 failure = CheckFailure(
                     node.name,
@@ -1233,6 +1329,15 @@ def _record_scenario(
                     _message_of(response),
                 )
             _record(report, node.name, kind, failure)
+
+
+def _link_name(transition_id: str) -> str:
+    """`POST /a -> [200] Name -> GET /b` -> `Name (POST /a -> GET /b)`."""
+    found = re.match(r"(.+?) -> \[\w+\] (\S+) -> (.+)", transition_id)
+    if found is None:
+        return transition_id
+    source, name, target = found.groups()
+    return f"{name} ({source} -> {target})"
 
 
 def _case_request(case: Any) -> dict[str, Any]:
@@ -1275,7 +1380,7 @@ def verify(options: VerifyOptions, progress: Progress | None = None) -> VerifyRe
 
     >>> from contracts.verify import Credentials, VerifyOptions, verify
     >>> report = verify(VerifyOptions("http://127.0.0.1:8000",
-    ...                               Credentials("mock-access-key", "mock-secret-key"),
+    ...                               Credentials.mock_defaults(),
     ...                               max_examples=5))  # doctest: +SKIP
     >>> report.ok, report.failed_checks()  # doctest: +SKIP
     (True, [])
@@ -1322,14 +1427,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--secret-key", default=None, help="SecretKey (or KLING_SECRET_KEY)")
     add("--api-key", default=None, help="console API key (or KLING_API_KEY)")
     add("--spec", default=None, help="OpenAPI spec (default: the one shipped with the mock)")
-    add("--max-examples", type=int, default=20, help="examples per operation and phase")
-    add("--rule-examples", type=int, default=3, help="requests per rule")
+    add("--max-examples", type=int, default=20, help="examples per operation and phase (20)")
+    add("--rule-examples", type=int, default=3, help="requests per rule (3)")
     add("--seed", type=int, default=None, help="seed of every generator (default: random)")
     add("--video-url", action="append", default=[], help="video for identify-face; repeatable")
     add("--sound-file", default=None, help="audio URL or base64 for valid create-task bodies")
-    add("--sound-duration-ms", type=int, default=8000, help="exact duration of --sound-file")
-    add("--poll-timeout", type=float, default=20.0, help="seconds to wait for a task to end")
-    add("--request-timeout", type=float, default=30.0, help="seconds per request")
+    add("--sound-duration-ms", type=int, default=8000, help="exact duration of --sound-file (8000)")
+    add("--poll-timeout", type=float, default=20.0, help="seconds to wait for a task to end (20)")
+    add("--request-timeout", type=float, default=30.0, help="seconds per request (30)")
     add("--no-schemathesis", action="store_true", help="run only our checks")
     add("--junit-xml", default=None, metavar="FILE", help="write a JUnit XML report")
     add("--report", choices=["text", "json"], default="text", help="output format")
@@ -1345,7 +1450,7 @@ def _credentials(args: argparse.Namespace, say: Progress) -> Credentials:
     from_env = Credentials.from_env()
     if from_env is not None:
         return from_env
-    say("no credentials given: using the mock's defaults (mock-access-key / mock-secret-key)")
+    say("no credentials given: using the mock's default AccessKey/SecretKey")
     return Credentials.mock_defaults()
 
 

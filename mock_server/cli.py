@@ -217,7 +217,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = config_from_args(argv)
     sock = None
     if config.port == 0:  # pick the port first so that result URLs carry the real one
-        sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
+        # IPPROTO_TCP explicitly, or asyncio leaves Nagle on and keep-alive requests stall ~40 ms.
+        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind((config.host, 0))
         import dataclasses
 

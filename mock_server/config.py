@@ -8,7 +8,7 @@ from .domain.clock import ClockMode
 from .domain.models import Account, AccountId
 
 DEFAULT_ACCESS_KEY = "mock-access-key"
-DEFAULT_SECRET_KEY = "mock-secret-key"
+DEFAULT_SECRET_KEY = "mock-secret-key-for-local-testing"
 DEFAULT_API_KEY = "mock-api-key"
 
 

@@ -41,6 +41,7 @@ class Rule:
     code: int
     text: str
     boundary: Any = None
+    keywords: tuple[str, ...] = ()  # schema keywords that break a `check: schema` rule
 
 
 class Spec:
@@ -65,6 +66,7 @@ class Spec:
                 code=int(r["code"]),
                 text=r["text"],
                 boundary=r.get("boundary"),
+                keywords=tuple(r.get("keywords", ())),
             )
             for r in document["x-kling-rules"]
         }
@@ -77,14 +79,21 @@ class Spec:
         self._registry: Registry[Any] = Registry().with_resource(_BASE_URI, resource)
         self._schema_rules = self._index_schema_rules()
 
-    def _index_schema_rules(self) -> dict[tuple[str, str], str]:
-        """(operation, field path with [] for indexes) -> rule id, for `check: schema` rules."""
-        index: dict[tuple[str, str], str] = {}
+    def _index_schema_rules(self) -> dict[tuple[str, str], list[Rule]]:
+        """(operation, field path with [] for indexes) -> the `check: schema` rules on it."""
+        index: dict[tuple[str, str], list[Rule]] = {}
         for rule in self.rules.values():
             if rule.check == "schema":
                 for f in rule.fields:
-                    index[(rule.operation, f)] = rule.id
+                    index.setdefault((rule.operation, f), []).append(rule)
         return index
+
+    def schema_rule(self, operation_id: str, field: str, keyword: str) -> str | None:
+        """The rule a schema failure breaks: same field, and a keyword the rule names."""
+        for rule in self._schema_rules.get((operation_id, field), ()):
+            if not rule.keywords or keyword in rule.keywords:
+                return rule.id
+        return None
 
     @functools.cache  # noqa: B019 - one Spec per process; the cache lives as long as it does
     def validator(self, schema_name: str) -> Draft202012Validator:
@@ -120,7 +129,7 @@ class Spec:
             if missing:
                 path = (path + "." if path else "") + missing.group(1)
         generic = re.sub(r"\[\d+\]", "[]", path)
-        rule = self._schema_rules.get((operation_id, generic))
+        rule = self.schema_rule(operation_id, generic, str(error.validator))
         where = path or "body"
         detail = error.message if len(error.message) <= 200 else _short_message(error)
         message = f"{where}: {detail}"

@@ -28,9 +28,7 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 API_KEY = "mock-api-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-SEED_AUDIO_URL = (
-    "https://p1-kling.klingai.com/kcdn/cdn-kcdn112452/kling-qa-test/go-to-world.mp3"
-)
+SEED_AUDIO_URL = "https://p1-kling.klingai.com/kcdn/cdn-kcdn112452/kling-qa-test/go-to-world.mp3"
 
 
 def manual_config(**overrides: Any) -> Config:

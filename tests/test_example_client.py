@@ -53,7 +53,6 @@ from mock_server.spec import load_spec
 from mock_server.testing import MockServer
 
 # The mock's default SecretKey is 15 bytes, under PyJWT's recommended 32: fine for a fake.
-pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 VIDEO = "https://example.com/certification/speaker.mp4"  # derived: 6-30 s, face "0" from 0 ms
 SOUND = Sound(sound_file=strategies.DERIVED_SOUND_URL, start_ms=0, end_ms=3000, insert_ms=0)

@@ -13,7 +13,6 @@ from mock_server.testing import MockServer
 
 pytest_plugins = ["pytester"]
 
-pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 LIST = "/v1/videos/advanced-lip-sync"
 

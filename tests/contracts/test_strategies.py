@@ -199,24 +199,18 @@ class TestValidRequests:
         check()
 
     def test_tts_requests_are_accepted(self, mock: TestClient) -> None:
-        """An official voice with its language produces speech (texts the mock chokes on aside)."""
+        """An official voice with its own language produces speech."""
 
         @FEW
-        @given(
-            # Known mock bug: a letter whose lowercase is two characters ("İ") answers 5000.
-            tts_requests().filter(lambda b: all(len(c.lower()) == 1 for c in b["text"]))
-        )
+        @given(tts_requests())
         def check(body: dict[str, Any]) -> None:
             r = mock.post("/v1/audio/tts", json=body)
             assert r.status_code == 200, (body, r.text)
 
         check()
 
-    @pytest.mark.xfail(
-        strict=True, reason="mock bug: media.synthesize_speech calls ord() on 'İ'.lower()"
-    )
-    def test_tts_accepts_a_letter_with_a_two_character_lowercase(self, mock: TestClient) -> None:
-        """A valid text containing "İ" (lowercase "i̇", two code points) is spoken, not a 5000."""
+    def test_tts_speaks_a_letter_with_a_two_character_lowercase(self, mock: TestClient) -> None:
+        """A text with "İ" (whose lowercase is two code points) is spoken, not answered 5000."""
         body = {"text": "İstanbul", "voice_id": "oversea_male1", "voice_language": "en"}
         assert mock.post("/v1/audio/tts", json=body).status_code == 200
 

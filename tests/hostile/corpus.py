@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mock_server import media
+from mock_server.config import DEFAULT_SECRET_KEY
 from mock_server.spec import load_spec
 
 from .harness import API_KEY, empty_wav
@@ -434,12 +435,14 @@ def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _jwt(header: Any, claims: Any, key: bytes = b"mock-secret-key", alg: str = "sha256") -> str:
+def _jwt(
+    header: Any, claims: Any, key: bytes = DEFAULT_SECRET_KEY.encode(), alg: str = "sha256"
+) -> str:
     return _jwt_raw(header, dumps(claims), key, alg)
 
 
 def _jwt_raw(
-    header: Any, payload: bytes, key: bytes = b"mock-secret-key", alg: str = "sha256"
+    header: Any, payload: bytes, key: bytes = DEFAULT_SECRET_KEY.encode(), alg: str = "sha256"
 ) -> str:
     """A JWT over any payload bytes, signed like the real thing (HMAC with the SecretKey)."""
     signing_input = f"{_b64url(dumps(header))}.{_b64url(payload)}"

@@ -1,0 +1,171 @@
+"""Tests for contracts.verify: it passes against the real mock and names what broken mocks break."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from contracts.__main__ import main as contracts_main
+from contracts.strategies import UNEXPRESSIBLE_RULES, resolve_spec
+from contracts.verify import KLING_CHECKS, SCHEMATHESIS_CHECKS, Credentials, VerifyOptions, verify
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = resolve_spec()
+# Short phases so that tasks end within the run.
+MOCK_OPTIONS = ["--submit-delay", "0.2", "--processing-delay", "0.3", "--log-level", "warning"]
+
+
+def free_port() -> int:
+    # Not `--port 0`: the socket the mock then binds itself skips TCP_NODELAY (see the report).
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def running(module: list[str], tmp_path: Path) -> Iterator[str]:
+    """`python -m <module...>` serving a mock on 127.0.0.1; yields its base URL."""
+    log = tmp_path / "mock.log"
+    url = f"http://127.0.0.1:{free_port()}"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", *module, "--port", url.rsplit(":", 1)[1], *MOCK_OPTIONS],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_serving(process, log, url)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_serving(process: subprocess.Popen[bytes], log: Path, url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the mock exited: {log.read_text()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/openapi.json", timeout=1, trust_env=False).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"the mock did not start: {log.read_text()}")
+
+
+@pytest.mark.slow
+class TestVerifyAgainstTheMock:
+    def test_command_line_run_passes_with_every_check_exercised(self, tmp_path: Path) -> None:
+        """`python -m contracts verify` exits 0 against the mock and reports every check."""
+        report_file, junit_file = tmp_path / "report.json", tmp_path / "junit.xml"
+        with running(["mock_server"], tmp_path) as url:
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "contracts",
+                    "verify",
+                    "--base-url",
+                    url,
+                    "--seed",
+                    "1",
+                    "--max-examples",
+                    "5",
+                    "--report",
+                    "json",
+                    "--report-file",
+                    str(report_file),
+                    "--junit-xml",
+                    str(junit_file),
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        assert result.returncode == 0, result.stderr[-4000:]
+        report = json.loads(report_file.read_text())
+        assert report["ok"] and report["failures"] == 0 and not report["errors"]
+        checks = {c["name"]: c for c in report["checks"]}
+        for name in (*SCHEMATHESIS_CHECKS, *KLING_CHECKS):
+            assert checks[name]["cases"] > 0, name
+        # verify breaks the two raw-request rules itself; the others need time travel or files.
+        unexercised = set(UNEXPRESSIBLE_RULES) - {"body-json", "body-size"}
+        for rule in SPEC.rules:
+            summary = checks[f"rule:{rule}"]
+            if rule in unexercised:
+                assert summary["cases"] == 0 and summary["skipped"], rule
+            else:
+                assert summary["cases"] > 0, rule
+        accepted = {link.split(" ")[0]: n["accepted"] for link, n in report["links"].items()}
+        assert accepted.get("CreateTaskFromSession", 0) > 0, report["links"]
+        assert accepted.get("GetTaskById", 0) > 0, report["links"]
+        suite = ET.parse(junit_file).getroot().find("testsuite")
+        assert suite is not None and suite.get("failures") == "0"
+        assert len(suite.findall("testcase")) == len(checks)
+        assert "verify: OK" in result.stderr and "[verify] schemathesis: stateful" in result.stderr
+
+
+@pytest.mark.slow
+class TestVerifyCatchesBrokenMocks:
+    @pytest.mark.parametrize(
+        ("variant", "expected", "with_schemathesis"),
+        [
+            ("sound-duration-1900", {"rule:sound-duration"}, False),
+            ("overlap-1000", {"rule:insert-face-overlap"}, False),
+            ("succeeded", {"response_schema_conformance", "task_lifecycle"}, False),
+            (
+                "not-found-400",
+                {"kling_error_mapping", "positive_data_acceptance", "rule:task-exists"},
+                True,
+            ),
+        ],
+    )
+    def test_exactly_the_broken_rule_or_check_is_reported(
+        self, tmp_path: Path, variant: str, expected: set[str], with_schemathesis: bool
+    ) -> None:
+        """Each deliberately broken mock fails the check that covers the break, and no other."""
+        with running(["tests.contracts.broken_mock", variant], tmp_path) as url:
+            options = VerifyOptions(
+                url,
+                Credentials.mock_defaults(),
+                max_examples=4,
+                seed=2,
+                poll_timeout_s=10,
+                schemathesis=with_schemathesis,
+            )
+            report = verify(options)
+        assert not report.errors, report.errors
+        assert set(report.failed_checks()) == expected, report.summary_table()
+
+
+class TestCommandLine:
+    def test_unreachable_server_exits_2(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A server nobody answers for is a run that could not start, not a contract failure."""
+        status = contracts_main(
+            ["verify", "--base-url", "http://127.0.0.1:9", "--api-key", "k", "--quiet"]
+        )
+        assert status == 2
+        assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().out
+
+    def test_half_a_key_pair_is_a_usage_error(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """An access key without its secret key is refused before anything is sent."""
+        status = contracts_main(["verify", "--base-url", "http://x", "--access-key", "ak"])
+        assert status == 2
+        assert "secret key" in capsys.readouterr().err
