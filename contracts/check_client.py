@@ -344,7 +344,7 @@ def _check_parameters(ctx: _Context, entry: _Entry) -> set[str]:
         else:
             continue
         try:
-            ctx.spec.validate_value(entry.operation, name, param["schema"], value)
+            ctx.spec.validate_param(entry.operation, name, value)
         except ApiError as exc:
             rule = exc.rule
             ctx.add(entry, Check.SPEC_VIOLATION, exc.message, rule=rule, field=name)

@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import ipaddress
 import os
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -15,7 +16,9 @@ from .. import media
 from .errors import ApiError
 from .fixtures import FixtureSet
 from .models import AudioMeta, BlobKey, Face, MetaSource, VideoMeta
+from .store import blob_key
 
+PROBE_CACHE_ENTRIES = 4096
 MAX_VIDEO_BYTES = 100 * 1024 * 1024
 MAX_SOUND_BYTES = 5 * 1024 * 1024
 VIDEO_FORMATS = frozenset({"mp4", "mov"})
@@ -179,6 +182,19 @@ class MediaResolver:
         self._fetch = fetch
         self._own_files = own_files
         self._allowed = tuple(Path(d).resolve() for d in allowed_dirs)
+        self._probed: OrderedDict[BlobKey, media.MediaInfo] = OrderedDict()
+
+    def _probe(self, data: bytes) -> media.MediaInfo:
+        """probe_bytes, remembered by content hash: clients resend the same audio a lot, and
+        decoding every frame (exact durations) costs about 1 ms per 3 s of MP3."""
+        key = blob_key(data)
+        info = self._probed.get(key)
+        if info is None:
+            info = media.probe_bytes(data)
+            self._probed[key] = info
+            if len(self._probed) > PROBE_CACHE_ENTRIES:
+                self._probed.popitem(last=False)
+        return info
 
     async def _read(
         self, url: str, limit: int, rule: str, size_rule: str, field: str
@@ -279,7 +295,7 @@ class MediaResolver:
         else:
             data = decode_base64(value, field)
             declared = None
-        meta = probe_sound(data, field, declared)
+        meta = probe_sound(data, field, declared, self._probe)
         check_sound(meta, field)
         return AudioMeta(
             duration_ms=meta.duration_ms,
@@ -290,12 +306,17 @@ class MediaResolver:
         )
 
 
-def probe_sound(data: bytes, field: str, declared: str | None) -> AudioMeta:
+def probe_sound(
+    data: bytes,
+    field: str,
+    declared: str | None,
+    probe: Callable[[bytes], media.MediaInfo] = media.probe_bytes,
+) -> AudioMeta:
     """Real format and duration of audio bytes; a name that lies about the format is refused."""
     if not data:
         raise ApiError.rule_broken("sound-content", f"{field}: the audio is empty")
     try:
-        info = media.probe_bytes(data)
+        info = probe(data)
     except media.MediaError as exc:
         raise ApiError.rule_broken(
             "sound-content", f"{field}: the audio could not be decoded: {exc}"
