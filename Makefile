@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help venv run test test-fast lint bench clean
+.PHONY: help venv run test test-fast lint verify bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ test-fast: $(STAMP) ## run the suite without the slow tests
 lint: $(STAMP) ## ruff and mypy strict over the package, the kit, the examples and the tests
 	$(BIN)/ruff check mock_server contracts examples tests bench
 	$(BIN)/mypy mock_server contracts examples tests
+
+verify: $(STAMP) ## contract-verify a running server: make verify BASE_URL=http://127.0.0.1:8000
+	$(BIN)/python -m contracts verify --base-url $(or $(BASE_URL),http://$(HOST):$(PORT))
 
 bench: $(STAMP) ## load benchmarks against the bare baseline and Prism; writes bench/RESULTS.md
 	bash bench/run.sh

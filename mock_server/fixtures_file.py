@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from .domain.errors import ApiError
+from .domain.faults import Fault, fault_from_dict
 from .domain.fixtures import FixtureSet, OutcomeRule
 from .domain.models import AudioMeta, Face, MetaSource, TaskStatus, VideoMeta
 
@@ -99,9 +101,28 @@ def apply(doc: dict[str, Any], into: FixtureSet) -> FixtureSet:
     return into
 
 
-def load(path: str | Path, into: FixtureSet | None = None) -> FixtureSet:
+def read(path: str | Path) -> dict[str, Any]:
     try:
         doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise FixtureError(f"cannot read fixtures file {path}: {exc}") from exc
-    return apply(doc, into if into is not None else FixtureSet())
+    if not isinstance(doc, dict):
+        raise FixtureError(f"{path}: expected a mapping with videos/audios/outcomes/faults")
+    return doc
+
+
+def load(path: str | Path, into: FixtureSet | None = None) -> FixtureSet:
+    return apply(read(path), into if into is not None else FixtureSet())
+
+
+def faults(doc: dict[str, Any]) -> list[Fault]:
+    """The `faults:` of a fixtures document, in the control API's shape."""
+    out: list[Fault] = []
+    for i, entry in enumerate(doc.get("faults") or []):
+        if not isinstance(entry, dict):
+            raise FixtureError(f"faults[{i}]: expected a mapping with a kind")
+        try:
+            out.append(fault_from_dict(entry))
+        except ApiError as exc:
+            raise FixtureError(f"faults[{i}]: {exc.message}") from exc
+    return out

@@ -307,3 +307,28 @@ class TestStateAndJournal:
         doc = httpx.get(server.base_url + "/__admin/openapi.json", trust_env=False).json()
         validate(doc)
         assert "/__admin/clock/advance" in doc["paths"]
+
+
+class TestFixturesFileFaults:
+    def test_faults_in_the_fixtures_file_apply_from_start_and_after_reset(
+        self, tmp_path: Any
+    ) -> None:
+        """`faults:` in the --fixtures file are active at start-up and again after a reset."""
+        path = tmp_path / "fixtures.yaml"
+        path.write_text("faults:\n  - {kind: error, code: 5001, times: 1}\n", encoding="utf-8")
+        with (
+            MockServer(Config(clock_mode=ClockMode.MANUAL, fixtures_file=str(path))) as server,
+            httpx.Client(base_url=server.base_url, headers=server.headers, trust_env=False) as c,
+        ):
+            for _ in range(2):
+                first = c.get("/v1/videos/advanced-lip-sync")
+                assert (first.status_code, first.json()["code"]) == (503, 5001)
+                assert c.get("/v1/videos/advanced-lip-sync").json()["code"] == 0
+                server.admin.reset()
+
+    def test_a_bad_fault_in_the_fixtures_file_stops_start_up(self, tmp_path: Any) -> None:
+        """An unknown fault kind in the fixtures file is refused with a message naming it."""
+        path = tmp_path / "fixtures.yaml"
+        path.write_text("faults:\n  - {kind: meteor}\n", encoding="utf-8")
+        with pytest.raises(ValueError, match=r"faults\[0\].*kind"):
+            MockServer(Config(fixtures_file=str(path)))

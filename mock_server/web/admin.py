@@ -18,7 +18,7 @@ from ..domain.faults import fault_from_dict
 from ..domain.models import AccountId
 from ..spec import ADMIN_SPEC_FILE, load_document
 from . import responses, serialize
-from .app import Mock, read_json
+from .app import Mock, load_fixtures, read_json
 
 AdminHandler = Callable[[Request, Mock], Awaitable[Any]]
 PREFIX = "/__admin"
@@ -67,9 +67,8 @@ async def reset(request: Request, mock: Mock) -> Any:
     config = mock.config
     mock.backend.store.reset()
     mock.backend.fixtures.clear()
-    if config.fixtures_file:
-        fixtures_file.load(config.fixtures_file, mock.backend.fixtures)
     mock.backend.faults.clear()
+    load_fixtures(mock)
     mock.backend.ids.reseed(config.seed)
     mock.backend.clock.reset(config.clock_mode, config.clock_speed, config.clock_start_ms)
     mock.journal.reset()

@@ -104,10 +104,6 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
     spec = spec or load_spec()
     store = store or open_store(config)
     fixtures = FixtureSet()
-    if config.fixtures_file:
-        fixtures_file.load(config.fixtures_file, fixtures)
-    for doc in store.fixture_docs():  # registered through the control API before a restart
-        fixtures_file.apply(doc, fixtures)
     http = httpx.AsyncClient(
         timeout=10.0, follow_redirects=True, trust_env=False, verify=tls.client_context()
     )
@@ -140,7 +136,21 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
     )
     backend.listeners.append(callbacks.on_event)
     auth = Authenticator(config.accounts)
-    return Mock(config, spec, backend, auth, files, http, journal, callbacks)
+    mock = Mock(config, spec, backend, auth, files, http, journal, callbacks)
+    load_fixtures(mock)
+    for doc in store.fixture_docs():  # registered through the control API before a restart
+        fixtures_file.apply(doc, fixtures)
+    return mock
+
+
+def load_fixtures(mock: Mock) -> None:
+    """The --fixtures file: media and outcomes into the FixtureSet, faults into the registry."""
+    path = mock.config.fixtures_file
+    if path:
+        doc = fixtures_file.read(path)
+        fixtures_file.apply(doc, mock.backend.fixtures)
+        for fault in fixtures_file.faults(doc):
+            mock.backend.faults.add(fault)
 
 
 # -- request pipeline ------------------------------------------------------------------------
