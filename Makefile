@@ -22,8 +22,12 @@ venv: $(STAMP) ## create .venv and install the package with its dev tools
 run: $(STAMP) ## start the mock on $(HOST):$(PORT) with the embedded defaults
 	$(BIN)/lipsync-mock --host $(HOST) --port $(PORT)
 
-test: $(STAMP) ## run the whole suite (slow suites included)
+# The API suites run a second time on the SQLite store: both stores answer the same suite.
+SQLITE_SUITES := tests/test_api.py tests/test_rules.py tests/test_auth.py tests/test_callbacks.py tests/test_domain.py
+
+test: $(STAMP) ## run the whole suite (slow suites included), the API suites again on SQLite
 	$(BIN)/pytest -n 2 -q
+	LIPSYNC_TEST_STORE=sqlite $(BIN)/pytest -n 2 -q $(SQLITE_SUITES)
 
 test-fast: $(STAMP) ## run the suite without the slow tests
 	$(BIN)/pytest -n 2 -q -m "not slow"

@@ -2,7 +2,8 @@
 
 Run through `make bench` (bench/run.sh installs wrk and Prism first). Every server is started
 here on a free loopback port, checked with one real request per workload, loaded with wrk for a
-fixed time, then stopped. BENCH_QUICK=1 makes a smoke run of about a minute.
+fixed time, then stopped. BENCH_QUICK=1 makes a smoke run of about a minute. Last,
+bench/long_verify.py adds a long contract verify run to the results.
 """
 
 from __future__ import annotations
@@ -944,7 +945,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{t.measured}"
         )
     print(f"\nwrote {s.results_path.relative_to(ROOT)}")
-    return 0
+    # Last, a long seeded contract verify against a fresh mock, added to the same file; a failure
+    # it reports is the run's failure.
+    long_verify = [PY, str(BENCH / "long_verify.py"), "--results-file", str(s.results_path)]
+    try:
+        return subprocess.run(long_verify, cwd=ROOT, check=False).returncode
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
 
 
 if __name__ == "__main__":

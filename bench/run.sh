@@ -3,7 +3,9 @@
 # BENCH_QUICK=1 makes a short smoke run (written to bench/out/RESULTS.quick.md); `--install-only`
 # stops after the installs. Other knobs (see bench/run.py): BENCH_DURATION, BENCH_WARMUP,
 # BENCH_THREADS, BENCH_CONNECTIONS, BENCH_SEED_BUDGET, BENCH_QUIET_BUDGET, BENCH_QUIET_WAIT,
-# BENCH_NICE (0 keeps the normal priority).
+# BENCH_NICE (0 keeps the normal priority). At the end run.py calls bench/long_verify.py: a long
+# seeded contract verify against a fresh mock (tiny with BENCH_QUICK=1, sized by
+# BENCH_VERIFY_EXAMPLES), added to the results; a failure it reports makes `make bench` fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

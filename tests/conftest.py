@@ -43,12 +43,19 @@ def manual_config(**overrides: Any) -> Config:
     return Config(**base)
 
 
+# LIPSYNC_TEST_STORE=sqlite runs every in-process test against the SQLite store (`make test`
+# does this for the API suites), so both stores answer the same suite.
+TEST_STORE = os.environ.get("LIPSYNC_TEST_STORE", "memory")
+
+
 @pytest.fixture
-def make_client() -> Iterator[Callable[..., TestClient]]:
+def make_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., TestClient]]:
     """Build in-process mocks with config overrides; each is closed after the test."""
     clients: list[TestClient] = []
 
     def make(**overrides: Any) -> TestClient:
+        if TEST_STORE == "sqlite" and "store" not in overrides:
+            overrides["store"] = f"sqlite:{tmp_path_factory.mktemp('store')}/mock.db"
         client = TestClient(create_app(manual_config(**overrides)), headers=AUTH)
         client.__enter__()
         clients.append(client)

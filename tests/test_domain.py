@@ -29,7 +29,15 @@ from mock_server.domain.models import (
 )
 from mock_server.domain.store import DuplicateExternalId, MemoryStore
 from mock_server.web.app import create_app
-from tests.conftest import AUTH, b64_audio, create_body, face_choose, manual_config, mock_of
+from tests.conftest import (
+    AUTH,
+    TEST_STORE,
+    b64_audio,
+    create_body,
+    face_choose,
+    manual_config,
+    mock_of,
+)
 
 WEB_PACKAGES = ("starlette", "httpx", "httpx2", "yaml", "uvicorn", "jsonschema", "jwt")
 DOMAIN_MODULES = [
@@ -314,3 +322,10 @@ class TestDeterminism:
             with TestClient(create_app(manual_config(seed=seed)), headers=AUTH) as c:
                 sessions.append(_session_of(next(_scenario(c, 0.0))))
         assert sessions[0] != sessions[1]
+
+
+class TestStoreUnderTest:
+    def test_in_process_mocks_use_the_named_store(self, client: TestClient) -> None:
+        """In-process mocks run on the store LIPSYNC_TEST_STORE names (memory by default)."""
+        expected = {"memory": "MemoryStore", "sqlite": "SqliteStore"}[TEST_STORE]
+        assert type(mock_of(client).backend.store).__name__ == expected

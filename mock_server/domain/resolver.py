@@ -101,6 +101,8 @@ def is_loopback(url: str) -> bool:
     host = (split_url(url).hostname or "").lower()
     if host == "localhost":
         return True
+    if not host or not (host[0].isdigit() or ":" in host):  # a name: skip the costly parse
+        return False
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
