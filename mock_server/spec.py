@@ -101,6 +101,10 @@ class Spec:
         schema = {"$ref": f"{_BASE_URI}#/components/schemas/{schema_name}"}
         return Draft202012Validator(schema, registry=self._registry)
 
+    def validator_for(self, schema: Mapping[str, Any]) -> Draft202012Validator:
+        """A validator of any schema of the document ($refs resolve against it)."""
+        return Draft202012Validator(_rebase_refs(schema), registry=self._registry)
+
     @functools.cache  # noqa: B019
     def _is_valid(self, schema_name: str) -> Callable[[Any], bool]:
         """A compiled (Rust) check of the same schema: most requests are valid, and only a
@@ -159,6 +163,22 @@ class Spec:
         if rule is not None:
             message += f" (rule {rule})"
         return ApiError(INVALID_PARAMETER, message, rule)
+
+
+def _rebase_refs(value: Any) -> Any:
+    """Local refs ("#/components/...") made absolute, so they resolve against the document."""
+    if isinstance(value, dict):
+        return {
+            k: (
+                _BASE_URI + v
+                if k == "$ref" and isinstance(v, str) and v.startswith("#")
+                else _rebase_refs(v)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_rebase_refs(v) for v in value]
+    return value
 
 
 def _first_error(validator: Draft202012Validator, instance: Any) -> ValidationError | None:
