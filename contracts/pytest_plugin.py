@@ -17,14 +17,12 @@ Both yield a `mock_server.testing.MockServer`: `.base_url`, `.api_key`, `.header
 sample), `.account` (access and secret key) and `.admin`, the control client (`advance()` the
 clock, `add_fault()`, `journal()`, `callbacks()`, `set_chaos()`, `reset()`).
 
-Cost, measured on a shared 2-core machine (`tests/contracts/test_plugin.py` pins a loose
-upper bound): a test using `lipsync_mock` pays 50-150 ms (median; p90 about 220 ms under
-load) to start one and get its first control-API answer. About 70-90 % of that is
-`ssl.SSLContext.load_verify_locations`: each httpx client the mock and its control client
-build loads the CA bundle (about 22 ms idle, 45 ms under load, three per start); one shared
-context would bring a start to about 10 ms. Stopping takes another 150-200 ms inside uvicorn
-(a 0.1 s main-loop tick and a fixed 0.1 s sleep in its shutdown), so the plugin stops mocks
-on a background thread and joins them at the end of the session. `lipsync_mock_session`
+Cost, measured on a 2-core machine (`tests/contracts/test_plugin.py` pins a loose upper
+bound): a test using `lipsync_mock` pays about 5 ms (median of 10) to start one and get its
+first control-API answer; every httpx client shares one TLS context (`mock_server.tls`), which
+used to be most of it. Stopping takes another 150-200 ms inside uvicorn (a 0.1 s main-loop
+tick and a fixed 0.1 s sleep in its shutdown), so the plugin stops mocks on a background
+thread and joins them at the end of the session. `lipsync_mock_session`
 costs one reset per test, under 2 ms.
 
 Example::
