@@ -398,29 +398,34 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return responses.failure(error, mock.backend.ids.request_id(), mock.spec.http_status)
 
 
-FREEZE_EVERY_S = 5.0
+FREEZE_CHECK_S = 5.0
+FREEZE_GROWTH = 10_000
 
 
 async def _ticker(mock: Mock) -> None:
     """Fires due transitions in real time; in manual mode only the control API moves time.
 
-    It also moves the long-lived heap (stored tasks) out of the cyclic GC's sight every few
-    seconds: a full collection scans every tracked object, which at 100k stored tasks costs
-    ~80 ms and lands on some unlucky request's latency. Stored values hold no reference
-    cycles, so refcounting still frees them; what a freeze may keep is a few in-flight
-    request cycles per call.
+    It also moves a grown in-memory store out of the cyclic GC's sight: a full collection
+    scans every tracked object, which at 100k stored tasks costs ~80 ms and lands on some
+    unlucky request's latency. Stored values hold no reference cycles, so refcounting still
+    frees them. Freezing happens only after the store grew by FREEZE_GROWTH tasks, so a mock
+    with a test-sized store never freezes anything.
     """
     backend = mock.backend
     loop = asyncio.get_running_loop()
-    next_freeze = loop.time() + FREEZE_EVERY_S
+    next_check = loop.time() + FREEZE_CHECK_S
+    frozen_at = 0
     while True:
         try:
             backend.advance()
         except Exception:
             log.exception("advancing tasks failed")
-        if loop.time() >= next_freeze:
-            gc.freeze()
-            next_freeze = loop.time() + FREEZE_EVERY_S
+        if loop.time() >= next_check and isinstance(backend.store, MemoryStore):
+            stored = backend.store.count_tasks(None)
+            if stored - frozen_at >= FREEZE_GROWTH:
+                gc.freeze()
+                frozen_at = stored
+            next_check = loop.time() + FREEZE_CHECK_S
         due = backend.store.next_due_ms()
         wait = 0.25 if due is None else backend.clock.wall_seconds_until(due)
         await asyncio.sleep(min(max(wait, 0.005), 0.25))
