@@ -41,7 +41,7 @@ OUT = BENCH / "out"
 HEADING = "## Long contract verify"
 # Short task phases, so that the tasks verify creates end while it polls them.
 MOCK_OPTIONS = ("--seed", "1", "--submit-delay", "0.2", "--processing-delay", "0.3")
-FULL_EXAMPLES, QUICK_EXAMPLES = 500, 5
+FULL_EXAMPLES, QUICK_EXAMPLES = 1500, 5
 FULL_RULE_EXAMPLES, QUICK_RULE_EXAMPLES = 10, 3
 
 
@@ -61,7 +61,7 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         "--max-examples",
         type=int,
         default=int(env("BENCH_VERIFY_EXAMPLES", QUICK_EXAMPLES if quick else FULL_EXAMPLES)),
-        help="examples per operation and phase (500; 5 with BENCH_QUICK=1)",
+        help="examples per operation and phase (1500; 5 with BENCH_QUICK=1)",
     )
     p.add_argument(
         "--rule-examples",
