@@ -35,7 +35,7 @@ from .models import (
     VideoId,
     VideoMeta,
 )
-from .resolver import MediaResolver, check_sound_duration, check_video
+from .resolver import MediaResolver, check_sound_duration
 from .store import DuplicateExternalId, Store
 
 
@@ -350,6 +350,3 @@ class LipSyncBackend:
     def _emit(self, event: TaskEvent) -> None:
         for listener in self.listeners:
             listener(event)
-
-    def check_video(self, meta: VideoMeta) -> None:
-        check_video(meta, "video")
