@@ -432,6 +432,11 @@ def video_file_100mb_and_one_byte(w: World) -> httpx2.Response:
     return w.identify(video_url=w.file_url("video-100mb-and-one-byte.mp4"))
 
 
+@breaks("video-size", "video_url")
+def video_url_streams_100mb_and_one_byte(w: World) -> httpx2.Response:
+    return w.identify(video_url=w.http_url("video-100mb-and-one-byte.mp4"))
+
+
 @keeps("video-size")
 def video_fixture_exactly_100mb(w: World) -> httpx2.Response:
     return w.identify(video_url="https://fixtures.test/exactly-100mb.mp4")

@@ -29,6 +29,10 @@ class FetchError(Exception):
     """A URL that could not be read; str(e) says why."""
 
 
+class FetchTooLarge(FetchError):
+    """A URL whose response went past the byte limit while it was being read."""
+
+
 Fetcher = Callable[[str, int], Awaitable[bytes]]
 """Reads a loopback http(s) URL, refusing more than the given number of bytes."""
 
@@ -225,6 +229,8 @@ class MediaResolver:
             return None
         try:
             return await self._fetch(url, limit)
+        except FetchTooLarge as exc:
+            raise ApiError.rule_broken(size_rule, f"{field}: {url} is {exc}") from exc
         except FetchError as exc:
             raise ApiError.rule_broken(rule, f"{field}: cannot fetch {url}: {exc}") from exc
 

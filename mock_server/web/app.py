@@ -28,7 +28,7 @@ from ..domain.clock import Clock
 from ..domain.errors import INTERNAL, INVALID_METHOD, INVALID_REQUEST, NOT_FOUND, ApiError
 from ..domain.fixtures import FixtureSet
 from ..domain.ids import IdSource
-from ..domain.resolver import FetchError, MediaResolver
+from ..domain.resolver import FetchError, FetchTooLarge, MediaResolver
 from ..domain.sqlite_store import SqliteStore
 from ..domain.store import MemoryStore, Store
 from ..spec import Spec, load_spec
@@ -81,7 +81,7 @@ async def _fetch(http: httpx.AsyncClient, url: str, limit: int) -> bytes:
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > limit:
-                    raise FetchError(f"more than {limit} bytes")
+                    raise FetchTooLarge(f"more than {limit} bytes")
                 chunks.append(chunk)
             return b"".join(chunks)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError
@@ -194,7 +194,9 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
             f"the body must be a JSON object, got {type(body).__name__}",
             INVALID_REQUEST,
         )
-    if _SURROGATE_HINT.search(raw) or b"\x00" in raw[:4]:  # escapes, raw bytes or UTF-16/32
+    # escapes, raw bytes or UTF-16/32; the substring tests are memchr-fast, the regex is not
+    suspicious = (b"\\" in raw or b"\xed" in raw) and _SURROGATE_HINT.search(raw)
+    if suspicious or b"\x00" in raw[:4]:
         lone = _lone_surrogate(body)
         if lone is not None:
             raise ApiError.rule_broken(
