@@ -27,6 +27,16 @@ Two families of checks run against one base URL:
     that rule is refused with the rule's code and its documented HTTP status (and, when the server
     names the rule it applied, that rule).
 
+    Three identify-face rules need real media behind a URL (a 61 s and a 1.5 s video, a
+    640x360 one, a response of more than 100 MB): when the target is on loopback verify serves
+    them itself from a small HTTP server on 127.0.0.1 (a free port), else they are reported
+    not exercised. Three rules need time to pass (sessions expire after 24 h, TTS audio and
+    result videos after 30 days): with ``--use-control-api`` (the default on loopback) and a
+    target that answers the mock's ``GET /__admin/clock``, verify runs them last, holding the
+    mock's clock and moving it with ``POST /__admin/clock/advance`` to 1 ms before each boundary
+    (accepted) and to the boundary (refused). The mock's time stays that far ahead afterwards;
+    the report says so in a note.
+
 Against the mock::
 
     python -m mock_server --port 8000 &
@@ -49,12 +59,14 @@ import argparse
 import copy
 import enum
 import hashlib
+import http.server
 import itertools
 import json
 import os
 import random
 import re
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -86,6 +98,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from mock_server.admin_client import AdminClient, AdminError
 from mock_server.auth import make_token
 from mock_server.spec import Rule, Spec
 
@@ -140,6 +153,15 @@ _RULE_NAMED = re.compile(r"\(rule ([a-z0-9-]+)\)")
 _STATUS_ORDER: Final = {"submitted": 0, "processing": 1, "succeed": 2, "failed": 2}
 _TERMINAL: Final = frozenset({"succeed", "failed"})
 _MAX_EXAMPLES_KEPT = 5
+_TIME_RULES: Final = ("session-valid", "audio-id-recent", "video-id-recent")
+"""Rules broken only by time passing: checked through the mock's control API, after the rest."""
+_MEDIA_RULES: Final = ("video-size", "video-duration", "video-resolution")
+"""Rules broken only by real media: checked with files verify serves on 127.0.0.1."""
+_DAY_MS: Final = 86_400_000
+_TTS_TEXT: Final = (
+    "This sentence is spoken by the text to speech API so that its audio id can be used "
+    "for a lip-sync task, for thirty days."
+)
 
 
 # -- options -----------------------------------------------------------------------------------
@@ -228,6 +250,10 @@ class VerifyOptions:
         poll_timeout_s: How long ``task_lifecycle`` waits for a task to end.
         request_timeout_s: Timeout of each request.
         schemathesis: Run schemathesis' phases (``False`` runs only our checks).
+        control_api: Use the mock's control API (``/__admin/clock``) to break the rules that
+            need time to pass (sessions after 24 h, TTS audio and result videos after 30 days):
+            ``None`` uses it when the base URL is on loopback. It moves the mock's clock forward,
+            after every other check has run.
     """
 
     base_url: str
@@ -243,6 +269,7 @@ class VerifyOptions:
     poll_interval_s: float = 0.25
     request_timeout_s: float = 30.0
     schemathesis: bool = True
+    control_api: bool | None = None
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -338,6 +365,8 @@ class VerifyReport:
     errors: list[str] = field(default_factory=list)
     links: dict[str, list[int]] = field(default_factory=dict)
     """Stateful steps per OpenAPI link followed: [steps, steps answered 2xx]."""
+    notes: list[str] = field(default_factory=list)
+    """What verify did to the server beyond sending requests (e.g. moving the mock's clock)."""
 
     @property
     def ok(self) -> bool:
@@ -387,6 +416,7 @@ class VerifyReport:
             "failures": self.failures,
             "failed_checks": self.failed_checks(),
             "errors": list(self.errors),
+            "notes": list(self.notes),
             "links": {
                 link: {"steps": steps, "accepted": accepted}
                 for link, (steps, accepted) in sorted(self.links.items())
@@ -421,6 +451,8 @@ class VerifyReport:
                     )
         for error in self.errors:
             lines.append(f"ERROR {error}")
+        for note in self.notes:
+            lines.append(f"NOTE {note}")
         verdict = "OK" if self.ok else "FAILED"
         lines.append("")
         lines.append(
@@ -650,6 +682,117 @@ class _Target:
         )
 
 
+class _MediaServer:
+    """Real media files served on 127.0.0.1 (a free port) for the media rules of identify-face.
+
+    Files are encoded on first use and kept for the run; ``oversize`` streams zero bytes with a
+    ``Content-Length`` one byte over the limit, without holding them in memory.
+    """
+
+    _CHUNK: Final = bytes(1 << 20)
+
+    def __init__(self) -> None:
+        files: dict[str, bytes] = {}
+        oversize: dict[str, int] = {}
+        chunk = self._CHUNK
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                size = oversize.get(path)
+                data = files.get(path)
+                if size is None and data is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp4")
+                length = size if size is not None else len(data or b"")
+                self.send_header("Content-Length", str(length))
+                self.end_headers()
+                try:
+                    if data is not None:
+                        self.wfile.write(data)
+                        return
+                    left = size or 0
+                    while left > 0:
+                        self.wfile.write(chunk[: min(left, len(chunk))])
+                        left -= len(chunk)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client stopped reading past its limit, as it should
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # quiet: the target's fetches are not verify's progress
+
+        self._files = files
+        self._oversize = oversize
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="verify-media", daemon=True
+        )
+        self._thread.start()
+        self.base_url = f"http://127.0.0.1:{self._server.server_port}"
+
+    def video(self, duration_ms: int, width: int, height: int) -> str:
+        """The URL of an MP4 of that duration and size (encoded once per run)."""
+        path = f"/video-{duration_ms}ms-{width}x{height}.mp4"
+        if path not in self._files:
+            from mock_server.media import make_video
+
+            self._files[path] = make_video(duration_ms, width, height, fps=1, with_audio=False)
+        return self.base_url + path
+
+    def oversize(self, size_bytes: int) -> str:
+        """The URL of a response of ``size_bytes`` zero bytes, streamed."""
+        path = f"/oversize-{size_bytes}.mp4"
+        self._oversize[path] = size_bytes
+        return self.base_url + path
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def _is_loopback(url: str) -> bool:
+    """The URL's host is 127.0.0.0/8, ::1 or localhost.
+
+    >>> _is_loopback("http://127.0.0.1:8000"), _is_loopback("http://[::1]:8000")
+    (True, True)
+    >>> _is_loopback("https://api-singapore.klingai.com")
+    False
+    """
+    from mock_server.domain.resolver import is_loopback
+
+    return is_loopback(url)
+
+
+def _control_api(options: VerifyOptions) -> tuple[AdminClient | None, str]:
+    """A client of the target's control API when verify may and can use it, else why not."""
+    wanted = options.control_api
+    if wanted is None:
+        wanted = _is_loopback(options.base_url)
+        if not wanted:
+            return None, (
+                "needs time to pass on the server: the target is not on loopback "
+                "(pass --use-control-api if it is the mock)"
+            )
+    if not wanted:
+        return None, "needs time to pass on the server (--no-control-api was given)"
+    admin = AdminClient(options.base_url, timeout_s=options.request_timeout_s)
+    try:
+        clock = admin.clock()
+        if not isinstance(clock, dict) or not isinstance(clock.get("now_ms"), int):
+            raise ValueError("no clock")
+    except (AdminError, httpx.HTTPError, ValueError, AttributeError):
+        admin.close()
+        return None, (
+            "needs time to pass on the server: it has no control API "
+            "(GET /__admin/clock did not answer code 0)"
+        )
+    return admin, ""
+
+
 def _builtin_response_checks() -> dict[str, CheckFunction]:
     return {
         "not_a_server_error": not_a_server_error,
@@ -704,8 +847,19 @@ class _Session:
 class _KlingChecks:
     """valid_requests_accepted, task_lifecycle and the per-rule checks."""
 
-    def __init__(self, target: _Target, seed: int, progress: Progress) -> None:
+    def __init__(
+        self,
+        target: _Target,
+        seed: int,
+        progress: Progress,
+        admin: AdminClient | None = None,
+        no_clock: str = "needs time to pass on the server (no control API)",
+    ) -> None:
         self.t = target
+        self.admin = admin
+        self.no_clock = no_clock
+        self.media: _MediaServer | None = None
+        self.moved_ms = 0
         self.spec = target.spec
         self.report = target.report
         self.options = target.options
@@ -764,6 +918,26 @@ class _KlingChecks:
             )
         _record(self.report, f"rule:{rule.id}", CheckKind.RULE, failure)
 
+    def _kept(self, rule: Rule, label: str, request: Any, answer: _Answer, where: str) -> None:
+        """A request on the allowed side of a rule's boundary must be accepted."""
+        failure = None
+        if answer.http_status != 200 or answer.code != 0:
+            failure = CheckFailure(
+                f"rule:{rule.id}",
+                label,
+                f"refused {where}; rule {rule.id} allows it",
+                _summarise(request),
+                answer.http_status,
+                answer.code,
+                answer.message,
+            )
+        _record(self.report, f"rule:{rule.id}", CheckKind.RULE, failure)
+
+    def close(self) -> None:
+        if self.media is not None:
+            self.media.close()
+            self.media = None
+
     def _skip_rule(self, rule_id: str, reason: str) -> None:
         summary = self.report.check(f"rule:{rule_id}", CheckKind.RULE)
         summary.skipped = summary.skipped or reason
@@ -808,25 +982,11 @@ class _KlingChecks:
         ]
         if not usable:
             return
-        face = max(usable, key=lambda f: f["end_time"] - f["start_time"])
-        length = max(
-            int(self.spec.rules["crop-min-length"].boundary),
-            int(self.spec.rules["insert-face-overlap"].boundary),
-        )
         external = f"contracts-{self.run_id}-{len(session.faces)}-{uuid.uuid4().hex[:8]}"
-        body = {
-            "session_id": session.session_id,
-            "face_choose": [
-                {
-                    "face_id": face["face_id"],
-                    "sound_file": self.sound_file,
-                    "sound_start_time": 0,
-                    "sound_end_time": length,
-                    "sound_insert_time": face["start_time"],
-                }
-            ],
-            "external_task_id": external,
-        }
+        body = self._create_body(session, {"sound_file": self.sound_file})
+        if body is None:
+            return
+        body["external_task_id"] = external
         answer = self.t.send("createLipSyncTask", body=body)
         label = "POST /v1/videos/advanced-lip-sync"
         if not self._accepted("createLipSyncTask", label, body, answer):
@@ -837,6 +997,35 @@ class _KlingChecks:
         data = got.data if isinstance(got.data, dict) else {}
         parent = (data.get("task_info") or {}).get("parent_video") or {}
         session.video_ms = _ms(parent.get("duration"))
+
+    def _window_ms(self) -> int:
+        """The shortest audio window a task may use (crop and face-overlap minimums)."""
+        return max(
+            int(self.spec.rules["crop-min-length"].boundary),
+            int(self.spec.rules["insert-face-overlap"].boundary),
+        )
+
+    def _create_body(
+        self, session: _Session, audio: dict[str, Any], audio_ms: int | None = None
+    ) -> dict[str, Any] | None:
+        """A minimal valid create-task body: the shortest window allowed on the longest face."""
+        usable = [
+            f
+            for f in session.faces
+            if isinstance(f.get("start_time"), int) and isinstance(f.get("end_time"), int)
+        ]
+        length = self._window_ms()
+        if not usable or (audio_ms if audio_ms is not None else self.audio_ms) < length:
+            return None
+        face = max(usable, key=lambda f: f["end_time"] - f["start_time"])
+        choice = {
+            "face_id": face["face_id"],
+            **audio,
+            "sound_start_time": 0,
+            "sound_end_time": length,
+            "sound_insert_time": face["start_time"],
+        }
+        return {"session_id": session.session_id, "face_choose": [choice]}
 
     def _missing_rules(self, session: _Session) -> dict[str, str] | None:
         if session.video_ms is None:
@@ -897,7 +1086,15 @@ class _KlingChecks:
         create_label = "POST /v1/videos/advanced-lip-sync"
         for rule in self.spec.rules.values():
             name = f"rule:{rule.id}"
-            if rule.operation == "createLipSyncTask":
+            if rule.id in _TIME_RULES:
+                if self.admin is None:
+                    self._skip_rule(rule.id, self.no_clock)
+                else:
+                    self.report.check(name, CheckKind.RULE)  # checked last: see time_rules
+                continue
+            if rule.id in _MEDIA_RULES:
+                self._media_rule(rule)
+            elif rule.operation == "createLipSyncTask":
                 self._create_rule(rule, session, n, create_label)
             elif rule.operation == "identifyFace":
                 if rule.id in strategies.UNEXPRESSIBLE_RULES:
@@ -956,6 +1153,199 @@ class _KlingChecks:
         for _, body in _draw(strategy, n, self._seed()):
             answer = self.t.send("createLipSyncTask", body=body)
             self._refused(rule, label, body, answer)
+
+    def _media_rule(self, rule: Rule) -> None:
+        """identify-face on real files verify serves itself (the target must reach 127.0.0.1)."""
+        if not _is_loopback(self.options.base_url):
+            self._skip_rule(
+                rule.id,
+                "needs a real media file behind a URL: the target is not on loopback, so it "
+                "cannot fetch the files verify would serve on 127.0.0.1",
+            )
+            return
+        if self.media is None:
+            self.media = _MediaServer()
+        label = "POST /v1/videos/identify-face"
+        broken: list[str] = []
+        allowed: list[tuple[str, str]] = []
+        if rule.id == "video-size":
+            broken.append(self.media.oversize(int(rule.boundary) + 1))
+        elif rule.id == "video-duration":
+            low, high = (int(b) for b in rule.boundary)
+            broken += [
+                self.media.video(high + 1000, 1280, 720),
+                self.media.video(low - 500, 1280, 720),
+            ]
+            allowed.append((self.media.video(low, 1280, 720), f"for a video of exactly {low} ms"))
+        else:
+            broken.append(self.media.video(3000, 640, 360))
+        for url, where in allowed:
+            body = {"video_url": url}
+            self._kept(rule, label, body, self.t.send("identifyFace", body=body), where)
+        for url in broken:
+            body = {"video_url": url}
+            self._refused(rule, label, body, self.t.send("identifyFace", body=body))
+
+    # rules broken by time: run last, they move the mock's clock
+
+    def time_rules(self, session: _Session | None) -> None:
+        """Break session-valid, audio-id-recent and video-id-recent by moving the mock's clock.
+
+        The clock is held (manual mode) while verify moves it, so that a request 1 ms before
+        each boundary is checked as accepted and one at the boundary as refused; its mode is
+        restored afterwards. Time on the mock stays ahead by what verify moved it.
+        """
+        admin = self.admin
+        if admin is None:
+            return
+        rules = [self.spec.rules[r] for r in _TIME_RULES if r in self.spec.rules]
+        if session is None or session.video_ms is None:
+            for rule in rules:
+                self._skip_rule(rule.id, "no session: identify-face or the first task failed")
+            return
+        before = admin.clock()
+        held = before.get("mode") == "manual"
+        restore = False
+        if not held:
+            try:
+                admin.set_clock(mode="manual")
+                held = restore = True
+            except AdminError:
+                pass
+        try:
+            checks: list[tuple[int, Rule, Callable[[], None], Callable[[], None]]] = []
+            for rule in rules:
+                prepared = self._prepare_time_rule(rule, session)
+                if isinstance(prepared, str):
+                    self._skip_rule(rule.id, prepared)
+                else:
+                    checks.append((prepared[0], rule, prepared[1], prepared[2]))
+            for due, rule, keep, refuse in sorted(checks, key=lambda c: c[0]):
+                now = self._now()
+                if held and due - 1 >= now:
+                    self._advance(due - 1 - now)
+                    keep()
+                    self._advance(1)
+                else:
+                    self._advance(max(0, due - now))
+                refuse()
+                name = f"rule:{rule.id}"
+                self.progress(f"{name}: {self.report.check(name, CheckKind.RULE).cases} cases")
+        finally:
+            if restore:
+                admin.set_clock(mode=str(before["mode"]), speed=float(before["speed"]))
+            if self.moved_ms:
+                self.report.notes.append(
+                    f"verify moved the mock's clock forward by {self.moved_ms} ms "
+                    f"({self.moved_ms / _DAY_MS:.2f} days) with POST /__admin/clock/advance, "
+                    "after every other check: the mock's time stays that far ahead"
+                )
+
+    def _now(self) -> int:
+        assert self.admin is not None
+        return int(self.admin.clock()["now_ms"])
+
+    def _advance(self, ms: int) -> None:
+        assert self.admin is not None
+        if ms > 0:
+            self.admin.advance(ms, wait_callbacks=False)
+            self.moved_ms += ms
+
+    def _prepare_time_rule(
+        self, rule: Rule, session: _Session
+    ) -> tuple[int, Callable[[], None], Callable[[], None]] | str:
+        """(when the rule's boundary is reached, the check before it, the check at it), or why
+        the rule cannot be checked."""
+        boundary = int(rule.boundary)
+        create = "POST /v1/videos/advanced-lip-sync"
+        where = "1 ms before the boundary"
+
+        def create_check(
+            body_of: Callable[[], dict[str, Any] | None], keep: bool
+        ) -> Callable[[], None]:
+            def check() -> None:
+                body = body_of()
+                if body is None:
+                    return
+                answer = self.t.send("createLipSyncTask", body=body)
+                if keep:
+                    self._kept(rule, create, body, answer, where)
+                else:
+                    self._refused(rule, create, body, answer)
+
+            return check
+
+        if rule.id == "session-valid":
+            fresh = self._plain_session(session.video_url)
+            sound = {"sound_file": self.sound_file}
+            body = None if fresh is None else self._create_body(fresh, sound)
+            if body is None:
+                return "identify-face or a valid create-task body failed for a fresh session"
+            due = self._now() + boundary
+            return due, create_check(lambda: body, True), create_check(lambda: body, False)
+        if rule.id == "audio-id-recent":
+            # A drawn voice, with a text long enough for a task's audio window (about 8 s).
+            tts = _draw(strategies.tts_requests(self.spec), 1, self._seed())[0]
+            tts["text"] = _TTS_TEXT
+            tts.pop("voice_speed", None)
+            answer = self.t.send("createTts", body=tts)
+            if not self._accepted("createTts", "POST /v1/audio/tts", tts, answer):
+                return "the TTS request was refused"
+            due = self._now() + boundary
+            audios = ((answer.data or {}).get("task_result") or {}).get("audios") or [{}]
+            audio_id, audio_ms = str(audios[0].get("id", "")), _ms(audios[0].get("duration"))
+
+            def body_of() -> dict[str, Any] | None:
+                fresh = self._plain_session(session.video_url)
+                if fresh is None:
+                    return None
+                return self._create_body(fresh, {"audio_id": audio_id}, audio_ms)
+
+            if not audio_id or audio_ms is None or audio_ms < self._window_ms():
+                return "the TTS audio has no id or is too short for a task"
+            return due, create_check(body_of, True), create_check(body_of, False)
+        # video-id-recent: a result video of a task that succeeded
+        found = self._result_video(session)
+        if found is None:
+            return "no task succeeded, so there is no generated video_id"
+        video_id, finished = found
+        identify = "POST /v1/videos/identify-face"
+        body = {"video_id": video_id}
+
+        def keep() -> None:
+            self._kept(rule, identify, body, self.t.send("identifyFace", body=body), where)
+
+        def refuse() -> None:
+            self._refused(rule, identify, body, self.t.send("identifyFace", body=body))
+
+        return finished + boundary, keep, refuse
+
+    def _plain_session(self, url: str) -> _Session | None:
+        """identify-face on a video, without the first task."""
+        body = {"video_url": url}
+        answer = self.t.send("identifyFace", body=body)
+        if not self._accepted("identifyFace", "POST /v1/videos/identify-face", body, answer):
+            return None
+        data = answer.data if isinstance(answer.data, dict) else {}
+        faces = [f for f in data.get("face_data") or [] if isinstance(f, dict)]
+        return _Session(str(data.get("session_id", "")), faces, url)
+
+    def _result_video(self, session: _Session) -> tuple[str, int] | None:
+        """(video id, when its task ended) of a succeeded task: the first task, else the list's."""
+        tasks: list[Any] = []
+        if session.task_id:
+            answer = self.t.send("getLipSyncTask", path_parameters={"id": session.task_id})
+            tasks.append(answer.data)
+        answer = self.t.send("listLipSyncTasks", query={"pageNum": 1})
+        tasks += answer.data if isinstance(answer.data, list) else []
+        for task in tasks:
+            if not isinstance(task, dict) or task.get("task_status") != "succeed":
+                continue
+            videos = (task.get("task_result") or {}).get("videos") or []
+            ended = task.get("updated_at")
+            if videos and isinstance(videos[0], dict) and isinstance(ended, int):
+                return str(videos[0].get("id", "")), ended
+        return None
 
     def _body_json(self, rule: Rule) -> None:
         samples = [
@@ -1391,9 +1781,12 @@ def verify(options: VerifyOptions, progress: Progress | None = None) -> VerifyRe
     seed = options.seed if options.seed is not None else random.getrandbits(32)
     report = VerifyReport(options.base_url, seed)
     target = _Target(options, spec, report)
+    admin: AdminClient | None = None
+    kling: _KlingChecks | None = None
     try:
         say(f"verify {options.base_url} (seed {seed})")
-        kling = _KlingChecks(target, seed, say)
+        admin, no_clock = _control_api(options)
+        kling = _KlingChecks(target, seed, say, admin, no_clock)
         session = kling.open_session()
         if session is None:
             say("no session: identify-face refused every video")
@@ -1406,11 +1799,18 @@ def verify(options: VerifyOptions, progress: Progress | None = None) -> VerifyRe
             report.check(name, CheckKind.KLING)
         if options.schemathesis:
             _run_schemathesis(options, spec, report, seed, say)
+        kling.time_rules(session)
+    except AdminError as exc:
+        report.errors.append(f"the control API refused a request: {exc}")
     except httpx.TransportError as exc:
         report.errors.append(f"cannot reach {options.base_url}: {exc}")
     except OSError as exc:  # requests' connection errors are OSErrors
         report.errors.append(f"cannot reach {options.base_url}: {exc}")
     finally:
+        if kling is not None:
+            kling.close()
+        if admin is not None:
+            admin.close()
         target.close()
         report.elapsed_s = time.monotonic() - started
     return report
@@ -1436,6 +1836,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--poll-timeout", type=float, default=20.0, help="seconds to wait for a task to end (20)")
     add("--request-timeout", type=float, default=30.0, help="seconds per request (30)")
     add("--no-schemathesis", action="store_true", help="run only our checks")
+    control = parser.add_mutually_exclusive_group()
+    control.add_argument(
+        "--use-control-api",
+        dest="control_api",
+        action="store_true",
+        default=None,
+        help="move the mock's clock (/__admin/clock/advance) to break the time rules, last "
+        "(default: on when --base-url is loopback)",
+    )
+    control.add_argument(
+        "--no-control-api",
+        dest="control_api",
+        action="store_false",
+        help="never use the control API: the time rules are not exercised",
+    )
     add("--junit-xml", default=None, metavar="FILE", help="write a JUnit XML report")
     add("--report", choices=["text", "json"], default="text", help="output format")
     add("--report-file", default=None, metavar="FILE", help="write the report here, not stdout")
@@ -1475,6 +1890,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             poll_timeout_s=args.poll_timeout,
             request_timeout_s=args.request_timeout,
             schemathesis=not args.no_schemathesis,
+            control_api=args.control_api,
         )
     except ValueError as exc:
         print(f"verify: {exc}", file=sys.stderr)

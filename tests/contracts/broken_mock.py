@@ -71,11 +71,21 @@ def _short_overlap() -> None:
     rules.check_insert = check_insert
 
 
+def _sessions_never_expire() -> None:
+    """Sessions stay valid forever: rule session-valid is never applied."""
+
+    def check_session(session: Any, now_ms: int) -> None:
+        return None
+
+    rules.check_session = check_session
+
+
 VARIANTS: dict[str, Callable[[], None]] = {
     "sound-duration-1900": _accept_short_audio,
     "succeeded": _succeeded_status,
     "not-found-400": _not_found_as_bad_request,
     "overlap-1000": _short_overlap,
+    "sessions-never-expire": _sessions_never_expire,
 }
 
 

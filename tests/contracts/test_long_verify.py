@@ -26,6 +26,14 @@ MAX_EXAMPLES = 150
 RULE_EXAMPLES = 5
 SEED = 1
 LINKS = ("CreateTaskFromSession", "GetTaskById", "ListTasks")
+TIME_AND_MEDIA_RULES = (
+    "session-valid",
+    "audio-id-recent",
+    "video-id-recent",
+    "video-size",
+    "video-duration",
+    "video-resolution",
+)
 
 
 @pytest.mark.slow
@@ -66,6 +74,8 @@ class TestLongVerify:
         checks = report.checks
         for name in (*SCHEMATHESIS_CHECKS, *KLING_CHECKS):
             assert checks[name].cases > 0, name
+        for rule in TIME_AND_MEDIA_RULES:  # clock moved through the control API, media served
+            assert checks[f"rule:{rule}"].cases > 0 and not checks[f"rule:{rule}"].skipped, rule
         assert report.cases >= 10_000, report.summary_table()
         assert requests >= 1_500 and not any(s >= 500 for s in statuses), statuses
         assert any(line.startswith("schemathesis: stateful ") for line in progress), progress

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import socket
@@ -17,10 +18,21 @@ import pytest
 
 from contracts.__main__ import main as contracts_main
 from contracts.strategies import UNEXPRESSIBLE_RULES, resolve_spec
-from contracts.verify import KLING_CHECKS, SCHEMATHESIS_CHECKS, Credentials, VerifyOptions, verify
+from contracts.verify import (
+    KLING_CHECKS,
+    SCHEMATHESIS_CHECKS,
+    Credentials,
+    VerifyOptions,
+    _control_api,
+    _MediaServer,
+    add_arguments,
+    verify,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = resolve_spec()
+TIME_RULES = ("session-valid", "audio-id-recent", "video-id-recent")
+MEDIA_RULES = ("video-size", "video-duration", "video-resolution")
 # Short phases so that tasks end within the run.
 MOCK_OPTIONS = ["--submit-delay", "0.2", "--processing-delay", "0.3", "--log-level", "warning"]
 
@@ -105,14 +117,13 @@ class TestVerifyAgainstTheMock:
         checks = {c["name"]: c for c in report["checks"]}
         for name in (*SCHEMATHESIS_CHECKS, *KLING_CHECKS):
             assert checks[name]["cases"] > 0, name
-        # verify breaks the two raw-request rules itself; the others need time travel or files.
-        unexercised = set(UNEXPRESSIBLE_RULES) - {"body-json", "body-size"}
+        # Every rule, the time and media ones included (the mock is on loopback).
         for rule in SPEC.rules:
             summary = checks[f"rule:{rule}"]
-            if rule in unexercised:
-                assert summary["cases"] == 0 and summary["skipped"], rule
-            else:
-                assert summary["cases"] > 0, rule
+            assert summary["cases"] > 0 and not summary["skipped"], rule
+        for rule in TIME_RULES:  # 1 ms before the boundary, then at it
+            assert checks[f"rule:{rule}"]["cases"] >= 2, rule
+        assert any("moved the mock's clock" in note for note in report["notes"]), report
         accepted = {link.split(" ")[0]: n["accepted"] for link, n in report["links"].items()}
         assert accepted.get("CreateTaskFromSession", 0) > 0, report["links"]
         assert accepted.get("GetTaskById", 0) > 0, report["links"]
@@ -129,6 +140,7 @@ class TestVerifyCatchesBrokenMocks:
         [
             ("sound-duration-1900", {"rule:sound-duration"}, False),
             ("overlap-1000", {"rule:insert-face-overlap"}, False),
+            ("sessions-never-expire", {"rule:session-valid"}, False),
             ("succeeded", {"response_schema_conformance", "task_lifecycle"}, False),
             (
                 "not-found-400",
@@ -155,7 +167,56 @@ class TestVerifyCatchesBrokenMocks:
         assert set(report.failed_checks()) == expected, report.summary_table()
 
 
+class TestRulesNeedingTimeOrMedia:
+    def test_they_are_the_unexpressible_rules_but_the_raw_request_ones(self) -> None:
+        """The time and media rules are exactly the rules no request body can break alone."""
+        assert set(TIME_RULES) | set(MEDIA_RULES) == set(UNEXPRESSIBLE_RULES) - {
+            "body-json",
+            "body-size",
+        }
+
+    def test_no_control_api_for_a_remote_target_by_default(self) -> None:
+        """A non-loopback target's clock is never moved unless asked, and the reason says so."""
+        options = VerifyOptions("https://api-singapore.klingai.com", Credentials(api_key="k"))
+        admin, reason = _control_api(options)
+        assert admin is None and "not on loopback" in reason
+
+    def test_no_control_api_when_turned_off(self) -> None:
+        """`control_api=False` keeps verify off the control API even on loopback."""
+        options = VerifyOptions("http://127.0.0.1:9", Credentials(api_key="k"), control_api=False)
+        admin, reason = _control_api(options)
+        assert admin is None and "--no-control-api" in reason
+
+    def test_no_control_api_when_the_target_has_none(self) -> None:
+        """A loopback target that does not answer GET /__admin/clock gets the time rules skipped."""
+        options = VerifyOptions("http://127.0.0.1:9", Credentials(api_key="k"), request_timeout_s=2)
+        admin, reason = _control_api(options)
+        assert admin is None and "no control API" in reason
+
+    def test_media_server_streams_an_oversize_response(self) -> None:
+        """The oversize URL announces and streams limit + 1 zero bytes."""
+        server = _MediaServer()
+        try:
+            size = int(SPEC.rules["video-size"].boundary) + 1
+            with httpx.stream("GET", server.oversize(size), trust_env=False) as response:
+                assert response.headers["content-length"] == str(size)
+                first = next(response.iter_bytes())
+                assert first and not any(first)
+            assert httpx.get(server.base_url + "/nothing.mp4", trust_env=False).status_code == 404
+        finally:
+            server.close()
+
+
 class TestCommandLine:
+    def test_control_api_flags(self) -> None:
+        """`--use-control-api` and `--no-control-api` set the option; without them it is auto."""
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        base = ["--base-url", "http://x"]
+        assert parser.parse_args(base).control_api is None
+        assert parser.parse_args([*base, "--use-control-api"]).control_api is True
+        assert parser.parse_args([*base, "--no-control-api"]).control_api is False
+
     def test_unreachable_server_exits_2(self, capsys: pytest.CaptureFixture[str]) -> None:
         """A server nobody answers for is a run that could not start, not a contract failure."""
         status = contracts_main(
