@@ -172,7 +172,8 @@ async def list_fixtures(request: Request, mock: Mock) -> Any:
 async def add_fixtures(request: Request, mock: Mock) -> Any:
     """Register videos/audios/outcomes/faults with the same shape as the fixtures file."""
     body = await _body(request, mock)
-    faults = [fault_from_dict(f) for f in body.pop("faults", None) or []]
+    faults = fixtures_file.faults(body)  # all checked before anything is installed
+    body.pop("faults", None)
     fixtures_file.apply(body, mock.backend.fixtures)
     mock.backend.store.add_fixture_doc(body)  # faults are not kept: their hit counts would restart
     for fault in faults:

@@ -104,8 +104,9 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
     spec = spec or load_spec()
     store = store or open_store(config)
     fixtures = FixtureSet()
+    # Only loopback URLs are fetched; a redirect could lead anywhere, so none is followed.
     http = httpx.AsyncClient(
-        timeout=10.0, follow_redirects=True, trust_env=False, verify=tls.client_context()
+        timeout=10.0, follow_redirects=False, trust_env=False, verify=tls.client_context()
     )
     files_holder: list[FileStore] = []
     resolver = MediaResolver(
