@@ -128,6 +128,8 @@ class FaultRegistry:
 
     def before_request(self, operation: str | None, path: str, account: str | None) -> int:
         """Latency to add (ms); raises the injected error or the rate limit."""
+        if not self._faults:  # the common case: nothing injected, nothing to scan
+            return 0
         latency = 0
         for f in self._active(FaultKind.LATENCY):
             if f.matches(operation, path, account):
@@ -153,6 +155,8 @@ class FaultRegistry:
         return latency
 
     def check_in_flight(self, account: str, in_flight: int) -> None:
+        if not self._faults:
+            return
         for f in self._active(FaultKind.CONCURRENCY_LIMIT):
             if f.matches(None, "", account) and in_flight >= f.max_in_flight:
                 f.hits += 1
@@ -164,6 +168,8 @@ class FaultRegistry:
 
     def outcome_for(self, account: str, external_id: str, default: Outcome) -> Outcome:
         """The default outcome with forced failures and slow phases applied."""
+        if not self._faults:
+            return default
         outcome = default
         for f in self._active(FaultKind.SLOW_TASK) + self._active(FaultKind.TASK_FAILURE):
             if f.account not in (None, account):
