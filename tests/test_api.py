@@ -636,6 +636,16 @@ class TestAccounts:
         r = app.post(TASKS, json=create_body(session), headers=OTHER)
         assert "(rule session-known)" in assert_envelope(r, 400, 1201)["message"]
 
+    def test_other_accounts_result_video_is_not_theirs(self, app: TestClient) -> None:
+        """identify-face on another account's result video_id treats it as an unknown id."""
+        task_id = create(app)["task_id"]
+        advance(app, 10_000)
+        video = get_task(app, task_id)["task_result"]["videos"][0]
+        mine = app.post("/v1/videos/identify-face", json={"video_id": video["id"]})
+        theirs = app.post("/v1/videos/identify-face", json={"video_id": video["id"]}, headers=OTHER)
+        assert mine.headers["x-mock-media-source"] == "generated"
+        assert theirs.headers["x-mock-media-source"] == "derived"
+
     def test_pinned_session_id_serves_both_accounts(
         self, make_client: Callable[..., TestClient]
     ) -> None:

@@ -125,7 +125,7 @@ class LipSyncBackend:
         if inp.video_url:
             video = await self.resolver.video_from_url(inp.video_url)
         else:
-            video = self._video_by_id(inp.video_id)
+            video = self._video_by_id(account, inp.video_id)
         now = self.clock.now_ms()
         sid = SessionId(
             video.session_id
@@ -137,9 +137,9 @@ class LipSyncBackend:
         self.store.put_session(session)
         return session
 
-    def _video_by_id(self, video_id: str) -> VideoMeta:
+    def _video_by_id(self, account: AccountId, video_id: str) -> VideoMeta:
         task = self.store.task_by_result_video(VideoId(video_id))
-        if task is None:
+        if task is None or task.account != account:  # another account's video is not ours
             video = self.resolver.video_from_id(video_id)
         else:
             if self.clock.now_ms() - task.updated_at_ms >= RESULT_TTL_MS:
