@@ -417,6 +417,10 @@ class SqliteStore:
             assert n is not None
             db.execute("DELETE FROM journal WHERE n <= ?", (n - self._journal_limit,))
 
+    def last_journal_seq(self) -> int:
+        row = self._one("SELECT seq FROM journal ORDER BY n DESC LIMIT 1", ())
+        return 0 if row is None else int(row[0])
+
     def journal(self, after_seq: int = 0, limit: int | None = None) -> list[JournalEntry]:
         rows = self._all(
             "SELECT doc FROM journal WHERE seq > ? ORDER BY n LIMIT ?",

@@ -58,6 +58,9 @@ class Store(Protocol):
     def journal(self, after_seq: int = 0, limit: int | None = None) -> list[JournalEntry]:
         """Entries with seq > after_seq, oldest first."""
 
+    def last_journal_seq(self) -> int:
+        """The seq of the newest entry, 0 when there is none."""
+
     def add_delivery(self, attempt: DeliveryAttempt) -> None: ...
     def deliveries(self, task_id: str | None = None) -> list[DeliveryAttempt]: ...
     def add_fixture_doc(self, doc: dict[str, Any]) -> None:
@@ -92,8 +95,9 @@ class MemoryStore:
         self._by_external: dict[tuple[AccountId, str], TaskId] = {}
         self._by_video: dict[VideoId, TaskId] = {}
         self._in_flight: dict[AccountId, int] = {}
-        self._due: list[tuple[int, TaskId]] = []
-        self._fired: dict[TaskId, tuple[int, TaskStatus]] = {}  # what pop_due last returned
+        # (due time, task, the status whose transition is due): an entry whose task has moved
+        # on is stale and skipped, so nothing per task outlives its transition.
+        self._due: list[tuple[int, TaskId, TaskStatus]] = []
         self._blobs: OrderedDict[BlobKey, bytes] = OrderedDict()
         self._blob_bytes = 0
         self._journal: deque[JournalEntry] = deque(maxlen=self._journal_limit)
@@ -132,12 +136,13 @@ class MemoryStore:
             self._in_flight[task.account] -= 1
         if task.result_video_id is not None:
             self._by_video[task.result_video_id] = task.task_id
-        self._schedule(task)
+        if task.status is not old.status:  # a save without a status change fires nothing again
+            self._schedule(task)
 
     def _schedule(self, task: Task) -> None:
         due = task.next_due_ms()
         if due is not None:
-            heapq.heappush(self._due, (due, task.task_id))
+            heapq.heappush(self._due, (due, task.task_id, task.status))
 
     def get_task(self, task_id: TaskId) -> Task | None:
         return self._tasks.get(task_id)
@@ -167,14 +172,11 @@ class MemoryStore:
     def pop_due(self, now_ms: int) -> list[TaskId]:
         out: list[TaskId] = []
         while self._due and self._due[0][0] <= now_ms:
-            due, tid = heapq.heappop(self._due)
+            due, tid, status = heapq.heappop(self._due)
             task = self._tasks.get(tid)
-            if task is None or task.next_due_ms() != due:
-                continue
-            # Once per transition: a save without a status change must not fire it again, but
-            # a 0 ms phase makes the next transition due at the same time, and that one fires.
-            if self._fired.get(tid) != (due, task.status):
-                self._fired[tid] = (due, task.status)
+            # Once per transition; a 0 ms phase makes the next one due at the same time, under
+            # another status, and that one fires too.
+            if task is not None and task.status is status and task.next_due_ms() == due:
                 out.append(tid)
         return out
 
@@ -201,6 +203,9 @@ class MemoryStore:
 
     def add_journal(self, entry: JournalEntry) -> None:
         self._journal.append(entry)
+
+    def last_journal_seq(self) -> int:
+        return self._journal[-1].seq if self._journal else 0
 
     def journal(self, after_seq: int = 0, limit: int | None = None) -> list[JournalEntry]:
         out = [e for e in self._journal if e.seq > after_seq]

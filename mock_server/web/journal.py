@@ -41,8 +41,8 @@ class Journal:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
         self._clock = clock
-        stored = store.journal()  # a durable store reopened: go on after its last entry
-        self._seq = itertools.count(stored[-1].seq + 1 if stored else 1)
+        # a durable store reopened: go on after its last entry
+        self._seq = itertools.count(store.last_journal_seq() + 1)
 
     def record(
         self,
