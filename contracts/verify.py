@@ -762,7 +762,7 @@ def _is_loopback(url: str) -> bool:
     >>> _is_loopback("https://api-singapore.klingai.com")
     False
     """
-    from mock_server.domain.resolver import is_loopback
+    from mock_server.urls import is_loopback
 
     return is_loopback(url)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import ipaddress
 import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import unquote
 
 from .. import media
+from ..urls import is_loopback, is_url, split_url
 from .errors import ApiError
 from .fixtures import FixtureSet
 from .models import AudioMeta, BlobKey, Face, MetaSource, VideoMeta
@@ -79,38 +79,12 @@ def derive_audio(key: str, fmt: str) -> AudioMeta:
     )
 
 
-def split_url(url: str) -> SplitResult:
-    """urlsplit that never raises: a malformed URL (e.g. "http://[::1/x") splits as a bare path."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - validates the port as a side effect
-        return parts
-    except ValueError:
-        return SplitResult("", "", url, "", "")
-
-
 def _extension(url: str) -> str | None:
     fmt = media.format_from_extension(split_url(url).path if "://" in url else url)
     if fmt is not None:
         return fmt.value
     suffix = Path(unquote(split_url(url).path)).suffix.lower().lstrip(".")
     return suffix or None
-
-
-def is_url(value: str) -> bool:
-    return split_url(value).scheme.lower() in ("http", "https", "file")
-
-
-def is_loopback(url: str) -> bool:
-    host = (split_url(url).hostname or "").lower()
-    if host == "localhost":
-        return True
-    if not host or not (host[0].isdigit() or ":" in host):  # a name: skip the costly parse
-        return False
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def decode_base64(value: str, field: str) -> bytes:

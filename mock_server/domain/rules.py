@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ..urls import split_url
 from .errors import ApiError
 from .models import SESSION_TTL_MS, Face, Session
-from .resolver import split_url
 
 
 def check_session(session: Session, now_ms: int) -> None:
