@@ -98,6 +98,7 @@ UNEXPRESSIBLE_RULES: Final[Mapping[str, str]] = {
     "video-id-recent": "needs a generated video older than 30 days",
     "body-json": "is about the raw request bytes, not a JSON body",
     "body-size": "is about the raw request size, not a JSON body",
+    "callback-url-not-self": "needs the address of the server under test (verify sends it)",
 }
 """Rules no request body can break on its own, each with the reason."""
 

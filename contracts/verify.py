@@ -1094,6 +1094,8 @@ class _KlingChecks:
                 continue
             if rule.id in _MEDIA_RULES:
                 self._media_rule(rule)
+            elif rule.id == "callback-url-not-self":
+                self._self_callback_rule(rule, session, create_label)
             elif rule.operation == "createLipSyncTask":
                 self._create_rule(rule, session, n, create_label)
             elif rule.operation == "identifyFace":
@@ -1151,6 +1153,30 @@ class _KlingChecks:
             spec=self.spec,
         )
         for _, body in _draw(strategy, n, self._seed()):
+            answer = self.t.send("createLipSyncTask", body=body)
+            self._refused(rule, label, body, answer)
+
+    def _self_callback_rule(self, rule: Rule, session: _Session | None, label: str) -> None:
+        """A callback_url at the target's own address (a path that does nothing, should a
+        broken target accept it and call itself)."""
+        if self.admin is None:
+            self._skip_rule(rule.id, "a rule of the mock: the target has no control API")
+            return
+        if session is None or session.video_ms is None:
+            self._skip_rule(rule.id, "no session: identify-face or the first task failed")
+            return
+        strategy = strategies.create_task_requests(
+            session.session_id,
+            session.faces,
+            self.audio_ms,
+            session.video_ms,
+            sound_file=self.sound_file,
+            external_task_id_prefix=f"contracts-{self.run_id}-self-",
+            spec=self.spec,
+        )
+        own = self.options.base_url.rstrip("/")
+        for body in _draw(strategy, 1, self._seed()):
+            body = {**body, "callback_url": own + "/v1/no-such-route"}
             answer = self.t.send("createLipSyncTask", body=body)
             self._refused(rule, label, body, answer)
 

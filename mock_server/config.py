@@ -39,12 +39,15 @@ class Config:
     allow_dirs: tuple[str, ...] = ()
     store: str = "memory"
     max_body_bytes: int = 10 * 1024 * 1024
+    max_admin_body_bytes: int = 1024 * 1024
     webhook_secret: str | None = None
     callback_attempts: int = 5
     callback_timeout_s: float = 5.0
     callback_backoff_s: float = 0.5
     journal_limit: int = 10_000
     log_level: str = "info"
+    # Tests only: let callbacks and media fetches reach the mock's own address.
+    allow_self_requests: bool = False
 
     @property
     def base_url(self) -> str:

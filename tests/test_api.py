@@ -76,7 +76,7 @@ def documented_faces() -> dict[str, Any]:
 
 
 def advance(client: TestClient, ms: int) -> None:
-    mock_of(client).backend.clock.advance(ms)
+    mock_of(client).backend.advance_clock(ms)
 
 
 def get_task(client: TestClient, ident: str, headers: dict[str, str] | None = None) -> Any:

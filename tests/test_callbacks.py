@@ -173,8 +173,7 @@ def start_task(client: TestClient, url: str, **overrides: Any) -> str:
 
 def advance(client: TestClient, ms: int) -> None:
     backend = mock_of(client).backend
-    backend.clock.advance(ms)
-    on_loop(client, backend.advance)
+    on_loop(client, backend.advance_clock, ms)
 
 
 def run_lifecycle(client: TestClient, url: str, **overrides: Any) -> str:
@@ -185,7 +184,7 @@ def run_lifecycle(client: TestClient, url: str, **overrides: Any) -> str:
 
 
 def attempts(client: TestClient, task_id: str | None = None) -> list[DeliveryAttempt]:
-    return on_loop(client, mock_of(client).backend.store.deliveries, task_id)
+    return on_loop(client, mock_of(client).backend.deliveries, task_id)
 
 
 def wait_attempts(
@@ -293,7 +292,7 @@ class TestDelivery:
         """build_mock puts the dispatcher on the Mock and registers it as a backend listener."""
         mock = mock_of(make_client())
         assert isinstance(mock.callbacks, CallbackDispatcher)
-        assert mock.callbacks.on_event in mock.backend.listeners
+        assert mock.callbacks.on_event in mock.backend._listeners
 
 
 class TestRetries:
@@ -347,7 +346,7 @@ class TestRetries:
         r = client.post("/v1/videos/advanced-lip-sync", json=body)
         assert (r.status_code, r.json()["code"]) == (400, 1201)
         assert "callback-url-http" in r.json()["message"]
-        assert mock_of(client).backend.store.deliveries() == []
+        assert mock_of(client).backend.deliveries() == []
 
     def test_backoff_doubles_up_to_the_cap(self) -> None:
         """Backoff is base * 2**(n-1), without jitter, capped."""

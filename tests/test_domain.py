@@ -270,7 +270,7 @@ def _session_of(response: bytes) -> str:
 
 def _scenario(client: TestClient, pause_s: float) -> Iterator[bytes]:
     """One fixed request sequence; `pause_s` lets the background ticker fire transitions."""
-    clock = mock_of(client).backend.clock
+    backend = mock_of(client).backend
     identified = client.post(
         "/v1/videos/identify-face", json={"video_url": "https://example.com/speaker.mp4"}
     )
@@ -291,10 +291,10 @@ def _scenario(client: TestClient, pause_s: float) -> Iterator[bytes]:
         created = client.post("/v1/videos/advanced-lip-sync", json=body)
         task_ids.append(json.loads(created.content)["data"]["task_id"])
         yield created.content
-        clock.advance(700)
+        backend.advance_clock(700)
     yield client.post("/v1/videos/advanced-lip-sync", json=bodies[1]).content  # refused
     for advance_ms in (0, 1500, 5000):
-        clock.advance(advance_ms)
+        backend.advance_clock(advance_ms)
         time.sleep(pause_s)
         for task_id in task_ids:
             yield client.get(f"/v1/videos/advanced-lip-sync/{task_id}").content
@@ -328,4 +328,56 @@ class TestStoreUnderTest:
     def test_in_process_mocks_use_the_named_store(self, client: TestClient) -> None:
         """In-process mocks run on the store LIPSYNC_TEST_STORE names (memory by default)."""
         expected = {"memory": "MemoryStore", "sqlite": "SqliteStore"}[TEST_STORE]
-        assert type(mock_of(client).backend.store).__name__ == expected
+        assert mock_of(client).backend.store_kind == expected
+
+
+class TestRuleBook:
+    def test_registry_and_spec_name_the_same_domain_rules(self) -> None:
+        """Every `check: domain` rule of the spec has one function, and no function is extra."""
+        from mock_server.domain.rules import REGISTRY, RuleBook, spec_rules
+        from mock_server.spec import load_spec
+
+        spec = load_spec()
+        domain = {r.id for r in spec.rules.values() if r.check == "domain"}
+        assert set(REGISTRY) == domain
+        RuleBook(spec_rules(spec.document["x-kling-rules"]))  # does not raise
+
+    def test_a_spec_without_a_registered_rule_is_refused_at_start(self) -> None:
+        """A rule added to the spec without its function fails loudly, not silently unchecked."""
+        from mock_server.domain.rules import RuleBook, SpecRule
+
+        with pytest.raises(ValueError, match="no function for \\['new-rule'\\]"):
+            RuleBook([SpecRule("new-rule", "domain", 1201)])
+
+    def test_the_rules_bounds_are_the_spec_boundaries(self) -> None:
+        """The limits the rule functions use are the `boundary` values the spec publishes."""
+        from mock_server.domain import rules
+        from mock_server.spec import load_spec
+
+        b = {r.id: r.boundary for r in load_spec().rules.values()}
+        assert b["sound-duration"] == [rules.MIN_MEDIA_MS, rules.MAX_MEDIA_MS]
+        assert b["video-duration"] == [rules.MIN_MEDIA_MS, rules.MAX_MEDIA_MS]
+        assert b["video-resolution"] == [rules.MIN_SIDE, rules.MAX_SIDE]
+        assert b["sound-size"] == rules.MAX_SOUND_BYTES
+        assert b["video-size"] == rules.MAX_VIDEO_BYTES
+        assert b["crop-min-length"] == rules.MIN_CROP_MS
+        assert b["insert-face-overlap"] == rules.MIN_OVERLAP_MS
+
+    def test_rules_run_in_the_spec_order_within_a_stage(self) -> None:
+        """With two rules broken, the one the spec lists first is the one reported."""
+        from mock_server.domain.errors import ApiError
+        from mock_server.domain.rules import DomainRule, RuleBook, SpecRule, Stage
+
+        registry = {
+            "b": DomainRule("b", "op", Stage.REQUEST, lambda c: "b broken"),
+            "a": DomainRule("a", "op", Stage.REQUEST, lambda c: "a broken"),
+        }
+        book = RuleBook([SpecRule("a", "domain", 1201), SpecRule("b", "domain", 1203)], registry)
+        with pytest.raises(ApiError) as caught:
+            book.check("op", Stage.REQUEST, object())
+        assert (caught.value.rule, caught.value.code) == ("a", 1201)
+        book.replace("a", lambda c: None)
+        with pytest.raises(ApiError) as caught:
+            book.check("op", Stage.REQUEST, object())
+        assert (caught.value.rule, caught.value.code) == ("b", 1203)
+        book.check("op", Stage.MEDIA, object())  # nothing registered there: nothing raised

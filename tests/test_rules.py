@@ -189,7 +189,7 @@ class World:
         return base64.b64encode((self.media / name).read_bytes()).decode()
 
     def advance(self, ms: int) -> None:
-        mock_of(self.client).backend.clock.advance(ms)
+        mock_of(self.client).backend.advance_clock(ms)
 
     def identify(self, headers: dict[str, str] | None = None, **body: Any) -> httpx2.Response:
         return self.client.post(IDENTIFY, json=body, headers=headers)
@@ -972,6 +972,56 @@ def callback_url_is_absolute_http(w: World) -> httpx2.Response:
 @keeps("callback-url-http")
 def callback_url_is_empty(w: World) -> httpx2.Response:
     return w.create(callback_url="")
+
+
+# callback-url-not-self ---------------------------------------------------------------------
+
+
+def _own_port(w: World) -> int:
+    port: int = mock_of(w.client).config.port
+    return port
+
+
+def _self_callback(host: str) -> Send:
+    def send(w: World) -> httpx2.Response:
+        return w.create(callback_url=f"http://{host}:{_own_port(w)}/__admin/reset")
+
+    return send
+
+
+for _alias in (
+    "127.0.0.1",
+    "localhost",
+    "LOCALHOST.",
+    "api.localhost",
+    "127.1",
+    "127.0.0.2",
+    "2130706433",
+    "0x7f.0.0.1",
+    "0.0.0.0",
+    "[::1]",
+    "[::]",
+    "[::ffff:127.0.0.1]",
+    socket.gethostname(),
+):
+    _send = _self_callback(_alias)
+    _send.__name__ = f"callback_url_is_the_mock_itself_as_{_alias}"
+    breaks("callback-url-not-self", "callback_url")(_send)
+
+
+@breaks("callback-url-not-self", "callback_url")
+def callback_url_is_the_public_base_url(w: World) -> httpx2.Response:
+    return w.create(callback_url=mock_of(w.client).base_url + "/__admin/reset")
+
+
+@keeps("callback-url-not-self")
+def callback_url_is_another_port_on_loopback(w: World) -> httpx2.Response:
+    return w.create(callback_url=w.http_url("hook"))
+
+
+@keeps("callback-url-not-self")
+def callback_url_is_the_same_port_on_another_host(w: World) -> httpx2.Response:
+    return w.create(callback_url=f"http://example.com:{_own_port(w)}/hook")
 
 
 # task-exists -------------------------------------------------------------------------------

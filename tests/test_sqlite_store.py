@@ -655,7 +655,7 @@ class TestRestart:
             advance(client, 1000)
             assert status(client, task["task_id"]) == "processing"
         with restartable() as client:
-            assert mock_of(client).backend.store.count_in_flight(AccountId("mock-access-key")) == 1
+            assert mock_of(client).backend.in_flight(AccountId("mock-access-key")) == 1
             advance(client, 4000)
             assert status(client, task["task_id"]) == "succeed"
 

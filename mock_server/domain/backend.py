@@ -1,27 +1,33 @@
-"""The lip-sync backend: one method per API operation, over a store, a clock and a resolver."""
+"""The lip-sync backend: one method per API operation and per control-API action.
+
+It owns its parts (store, clock, ids, resolver, fixtures, faults, rule book): the web layer
+calls its methods and never reaches through to them. A create runs forward: the request's
+rules, then the media, then the media's rules, then the store.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .. import media
-from . import rules
-from .clock import Clock
-from .errors import NOT_FOUND, ApiError
-from .faults import FaultRegistry
+from .clock import Clock, ClockMode
+from .faults import Fault, FaultRegistry
 from .fixtures import FixtureSet
 from .ids import IdSource
 from .lifecycle import step
 from .models import (
-    AUDIO_TTL_MS,
-    RESULT_TTL_MS,
     AccountId,
     Audio,
     AudioId,
     AudioMeta,
+    BlobKey,
+    DeliveryAttempt,
+    JournalEntry,
     MetaSource,
     Outcome,
     ParentVideo,
@@ -35,7 +41,8 @@ from .models import (
     VideoId,
     VideoMeta,
 )
-from .resolver import MediaResolver, check_sound_duration
+from .resolver import MediaResolver, video_facts
+from .rules import CreateContext, IdentifyContext, QueryContext, RuleBook, Stage, TtsContext
 from .store import DuplicateExternalId, Store
 
 
@@ -82,7 +89,27 @@ class Phases:
     processing_ms: int = 3000
 
 
+@dataclass(frozen=True, slots=True)
+class StartState:
+    """What a reset returns to: the start-up clock and seed."""
+
+    clock_mode: ClockMode = ClockMode.REAL
+    clock_speed: float = 1.0
+    clock_start_ms: int | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClockState:
+    now_ms: int
+    mode: ClockMode
+    speed: float
+    next_due_ms: int | None
+
+
 Listener = Callable[[TaskEvent], None]
+ResetHook = Callable[[], None]
+FixtureLoader = Callable[[FixtureSet, FaultRegistry], None]
 
 
 def result_video_id(task_id: TaskId) -> VideoId:
@@ -103,111 +130,129 @@ class LipSyncBackend:
         ids: IdSource,
         resolver: MediaResolver,
         fixtures: FixtureSet,
+        rules: RuleBook,
         phases: Phases,
         voices: Mapping[str, str],
+        start: StartState = StartState(),
+        load_fixtures: FixtureLoader = lambda fixtures, faults: None,
     ) -> None:
-        self.store = store
-        self.clock = clock
-        self.ids = ids
-        self.resolver = resolver
-        self.fixtures = fixtures
-        self.phases = phases
-        self.voices = dict(voices)
-        self.listeners: list[Listener] = []
-        self.faults = FaultRegistry()
+        self._store = store
+        self._clock = clock
+        self._ids = ids
+        self._resolver = resolver
+        self._fixtures = fixtures
+        self._rules = rules
+        self._phases = phases
+        self._voices = dict(voices)
+        self._start = start
+        self._load_fixtures = load_fixtures
+        self._faults = FaultRegistry()
+        self._listeners: list[Listener] = []
+        self._reset_hooks: list[ResetHook] = []
+        self._generation = 0  # bumped by reset: work begun before it must not land after it
+        load_fixtures(fixtures, self._faults)
 
-    # -- operations -------------------------------------------------------------------------
+    # -- wiring ------------------------------------------------------------------------------
+
+    def on_event(self, listener: Listener) -> None:
+        """Call `listener` with every status change (the callback dispatcher)."""
+        self._listeners.append(listener)
+
+    def on_reset(self, hook: ResetHook) -> None:
+        """Call `hook` on every reset (journal, callbacks, caches of rendered files)."""
+        self._reset_hooks.append(hook)
+
+    def close(self) -> None:
+        self._store.close()
+
+    # -- API operations ------------------------------------------------------------------------
 
     async def identify_face(self, account: AccountId, inp: IdentifyFaceInput) -> Session:
-        rules.check_exactly_one(
-            inp.video_id, inp.video_url, ("video_id", "video_url"), "video-source-xor"
-        )
+        op = "identifyFace"
+        ctx = IdentifyContext(inp.video_id, inp.video_url, self._clock.now_ms())
+        self._rules.check(op, Stage.REQUEST, ctx)
         if inp.video_url:
-            video = await self.resolver.video_from_url(inp.video_url)
+            resolved = await self._resolver.video_from_url(inp.video_url)
+            facts, video = resolved.facts, resolved.meta
         else:
             video = self._video_by_id(account, inp.video_id)
-        now = self.clock.now_ms()
+            facts = video_facts(video, "video_id", inp.video_id)
+        now = self._clock.now_ms()
+        self._rules.check(op, Stage.MEDIA, IdentifyContext(inp.video_id, inp.video_url, now, facts))
+        assert video is not None  # no rule broken: the media resolved
         sid = SessionId(
             video.session_id
-            or self.ids.unused_numeric(
-                lambda i: self.store.get_session(account, SessionId(i)) is not None
+            or self._ids.unused_numeric(
+                lambda i: self._store.get_session(account, SessionId(i)) is not None
             )
         )
         session = Session(sid, account, inp.video_id, inp.video_url, video, now)
-        self.store.put_session(session)
+        self._store.put_session(session)
         return session
 
     def _video_by_id(self, account: AccountId, video_id: str) -> VideoMeta:
-        task = self.store.task_by_result_video(VideoId(video_id))
+        task = self._store.task_by_result_video(VideoId(video_id))
         if task is None or task.account != account:  # another account's video is not ours
-            video = self.resolver.video_from_id(video_id)
-        else:
-            if self.clock.now_ms() - task.updated_at_ms >= RESULT_TTL_MS:
-                raise ApiError.rule_broken(
-                    "video-id-recent",
-                    f"video_id: video {video_id} was generated more than 30 days ago",
-                )
-            parent = self.store.get_session(task.account, task.session_id)
-            faces = parent.video.faces if parent else ()
-            video = VideoMeta(
-                duration_ms=task.parent.duration_ms,
-                width=task.parent.width,
-                height=task.parent.height,
-                size_bytes=task.parent.duration_ms * 250,
-                format="mp4",
-                faces=faces,
-                source=MetaSource.GENERATED,
-                created_at_ms=task.updated_at_ms,
-            )
-        if video.duration_ms > 60000:
-            raise ApiError.rule_broken(
-                "video-duration", f"video_id: the video lasts {video.duration_ms} ms, over 60 s"
-            )
-        return video
+            return self._resolver.video_from_id(video_id)
+        parent = self._store.get_session(task.account, task.session_id)
+        return VideoMeta(
+            duration_ms=task.parent.duration_ms,
+            width=task.parent.width,
+            height=task.parent.height,
+            size_bytes=task.parent.duration_ms * 250,
+            format="mp4",
+            faces=parent.video.faces if parent else (),
+            source=MetaSource.GENERATED,
+            created_at_ms=task.updated_at_ms,
+        )
 
     async def create_lip_sync_task(self, account: AccountId, inp: CreateTaskInput) -> Task:
-        now = self.clock.now_ms()
-        session = self.store.get_session(account, SessionId(inp.session_id))
-        if session is None:
-            raise ApiError.rule_broken(
-                "session-known",
-                f"session_id: {inp.session_id!r} is not a session of this account; "
-                "call identify-face first",
-            )
-        rules.check_session(session, now)
+        op = "createLipSyncTask"
+        generation = self._generation
         fc = inp.face
-        field = "face_choose[0]"
-        face = session.face(fc.face_id)
-        if face is None:
-            known = ", ".join(f.face_id for f in session.video.faces) or "none"
-            raise ApiError.rule_broken(
-                "face-known",
-                f"{field}.face_id: {fc.face_id!r} is not a face of session {session.session_id} "
-                f"(faces: {known})",
-            )
-        rules.check_exactly_one(
-            fc.audio_id,
-            fc.sound_file,
-            (f"{field}.audio_id", f"{field}.sound_file"),
-            "audio-source-xor",
+        ctx = CreateContext(
+            field="face_choose[0]",
+            session_id=inp.session_id,
+            face_id=fc.face_id,
+            audio_id=fc.audio_id,
+            sound_file=fc.sound_file,
+            start_ms=fc.start_ms,
+            end_ms=fc.end_ms,
+            insert_ms=fc.insert_ms,
+            callback_url=inp.callback_url,
+            external_task_id=inp.external_task_id,
+            now_ms=self._clock.now_ms(),
+            session=self._store.get_session(account, SessionId(inp.session_id)),
+            external_task_taken=self._external_id_taken(account, inp.external_task_id),
+            own_address=self._resolver.own_address,
         )
-        rules.check_crop(fc.start_ms, fc.end_ms, field)
-        rules.check_callback_url(inp.callback_url)
-        self._check_external_id(account, inp.external_task_id)
+        self._rules.check(op, Stage.REQUEST, ctx)
+        data: bytes | None = None
+        audio_meta: AudioMeta | None
         if fc.audio_id:
-            audio_meta = self._audio_by_id(account, fc.audio_id, field, now)
+            audio = self._audio_by_id(account, fc.audio_id)
+            ctx = _replace(ctx, audio=audio)
+            audio_meta = audio.meta if isinstance(audio, Audio) else audio
         else:
-            audio_meta = await self.resolver.sound(
-                fc.sound_file, f"{field}.sound_file", self.store.put_blob
+            sound = await self._resolver.sound(fc.sound_file, f"{ctx.field}.sound_file")
+            ctx = _replace(ctx, sound=sound.facts, now_ms=self._clock.now_ms())
+            audio_meta, data = sound.meta, sound.data
+        self._rules.check(op, Stage.MEDIA, ctx)
+        assert audio_meta is not None and ctx.session is not None and ctx.face is not None
+        if generation != self._generation:  # a reset while the media resolved: look again
+            ctx = _replace(
+                ctx,
+                session=self._store.get_session(account, SessionId(inp.session_id)),
+                external_task_taken=self._external_id_taken(account, inp.external_task_id),
             )
-        rules.check_crop_end(fc.end_ms, audio_meta.duration_ms, field)
-        rules.check_insert(
-            fc.insert_ms, fc.end_ms - fc.start_ms, session.video.duration_ms, face, field
-        )
-        self._check_in_flight(account)
+            self._rules.check(op, Stage.REQUEST, ctx)
+        session, now = ctx.session, self._clock.now_ms()
+        assert session is not None
+        self._faults.check_in_flight(account, self._store.count_in_flight(account))
+        blob = self._store.put_blob(data) if data is not None else audio_meta.blob
         task = Task(
             task_id=TaskId(
-                self.ids.unused_numeric(lambda i: self.store.get_task(TaskId(i)) is not None)
+                self._ids.unused_numeric(lambda i: self._store.get_task(TaskId(i)) is not None)
             ),
             account=account,
             external_task_id=inp.external_task_id,
@@ -221,7 +266,7 @@ class LipSyncBackend:
                 session.video.height,
             ),
             sound=SoundChoice(
-                blob=audio_meta.blob,
+                blob=blob,
                 audio_duration_ms=audio_meta.duration_ms,
                 start_ms=fc.start_ms,
                 end_ms=fc.end_ms,
@@ -238,81 +283,59 @@ class LipSyncBackend:
             updated_at_ms=now,
         )
         try:
-            self.store.insert_task(task)
-        except DuplicateExternalId:
-            self._check_external_id(account, inp.external_task_id)
+            self._store.insert_task(task)
+        except DuplicateExternalId:  # a concurrent create took it between check and insert
+            self._rules.check(op, Stage.REQUEST, _replace(ctx, external_task_taken=True))
             raise
         self._emit(TaskEvent(task, None))
         return task
 
-    def _check_external_id(self, account: AccountId, external_id: str) -> None:
-        if external_id and self.store.task_by_external_id(account, external_id) is not None:
-            raise ApiError.rule_broken(
-                "external-task-id-unique",
-                f"external_task_id: {external_id!r} is already used by another task of this "
-                "account",
-            )
+    def _external_id_taken(self, account: AccountId, external_id: str) -> bool:
+        return (
+            bool(external_id) and self._store.task_by_external_id(account, external_id) is not None
+        )
 
-    def _check_in_flight(self, account: AccountId) -> None:
-        self.faults.check_in_flight(account, self.store.count_in_flight(account))
-
-    def _audio_by_id(self, account: AccountId, audio_id: str, field: str, now: int) -> AudioMeta:
-        fixture = self.fixtures.audios_by_id.get(audio_id)
+    def _audio_by_id(self, account: AccountId, audio_id: str) -> Audio | AudioMeta | None:
+        fixture = self._fixtures.audios_by_id.get(audio_id)
         if fixture is not None:
-            check_sound_duration(fixture.duration_ms, f"{field}.audio_id")
             return fixture
-        audio = self.store.get_audio(AudioId(audio_id))
+        audio = self._store.get_audio(AudioId(audio_id))
         if audio is None or audio.account not in (None, account):
-            raise ApiError.rule_broken(
-                "audio-id-known",
-                f"{field}.audio_id: {audio_id!r} was not generated by the TTS API for this account",
-            )
-        if now - audio.created_at_ms >= AUDIO_TTL_MS:
-            raise ApiError.rule_broken(
-                "audio-id-recent", f"{field}.audio_id: {audio_id} was generated over 30 days ago"
-            )
-        check_sound_duration(audio.meta.duration_ms, f"{field}.audio_id")
-        return audio.meta
+            return None
+        return audio
 
     def _outcome_for(self, account: AccountId, external_id: str, video_url: str) -> Outcome:
-        rule = self.fixtures.outcome_for(external_id, video_url)
+        rule = self._fixtures.outcome_for(external_id, video_url)
         if rule is None:
-            outcome = Outcome(self.phases.submitted_ms, self.phases.processing_ms)
+            outcome = Outcome(self._phases.submitted_ms, self._phases.processing_ms)
         else:
             outcome = Outcome(
-                self.phases.submitted_ms if rule.submitted_ms is None else rule.submitted_ms,
-                self.phases.processing_ms if rule.processing_ms is None else rule.processing_ms,
+                self._phases.submitted_ms if rule.submitted_ms is None else rule.submitted_ms,
+                self._phases.processing_ms if rule.processing_ms is None else rule.processing_ms,
                 rule.status,
                 rule.message,
             )
-        return self.faults.outcome_for(account, external_id, outcome)
+        return self._faults.outcome_for(account, external_id, outcome)
 
     def get_lip_sync_task(self, account: AccountId, task_or_external_id: str) -> Task:
         self.advance()
-        task = self.store.get_task(TaskId(task_or_external_id))
+        task = self._store.get_task(TaskId(task_or_external_id))
         if task is None or task.account != account:
-            task = self.store.task_by_external_id(account, task_or_external_id)
-        if task is None:
-            raise ApiError(
-                NOT_FOUND,
-                f"id: no task {task_or_external_id!r} of this account, by task_id or "
-                "external_task_id (rule task-exists)",
-                "task-exists",
-            )
+            task = self._store.task_by_external_id(account, task_or_external_id)
+        self._rules.check("getLipSyncTask", Stage.REQUEST, QueryContext(task_or_external_id, task))
+        assert task is not None
         return task
 
-    def list_lip_sync_tasks(self, account: AccountId, page_num: int, page_size: int) -> list[Task]:
+    def list_lip_sync_tasks(
+        self, account: AccountId | None, page_num: int, page_size: int
+    ) -> list[Task]:
+        """A page of an account's tasks, newest first; account None: every account's."""
         self.advance()
-        return self.store.list_tasks(account, (page_num - 1) * page_size, page_size)
+        return self._store.list_tasks(account, (page_num - 1) * page_size, page_size)
 
     def create_tts(self, account: AccountId, inp: TtsInput) -> Audio:
-        language = self.voices.get(inp.voice_id)
-        if language is None or language != inp.voice_language:
-            raise ApiError.rule_broken(
-                "tts-voice-known",
-                f"Voice id not found: voice_id {inp.voice_id!r} is not an official voice "
-                f"of voice_language {inp.voice_language!r}",
-            )
+        ctx = TtsContext(inp.voice_id, inp.voice_language, self._voices.get(inp.voice_id))
+        self._rules.check("createTts", Stage.REQUEST, ctx)
         speed = round(min(2.0, max(0.8, inp.voice_speed)), 1)
         data = media.synthesize_speech(inp.text, speed)
         meta = AudioMeta(
@@ -320,33 +343,162 @@ class LipSyncBackend:
             size_bytes=len(data),
             format="mp3",
             source=MetaSource.GENERATED,
-            blob=self.store.put_blob(data),
+            blob=self._store.put_blob(data),
         )
-        audio_id = self.ids.unused_numeric(lambda i: self.store.get_audio(AudioId(i)) is not None)
-        audio = Audio(AudioId(audio_id), account, meta, self.clock.now_ms())
-        self.store.put_audio(audio)
+        audio_id = self._ids.unused_numeric(lambda i: self._store.get_audio(AudioId(i)) is not None)
+        audio = Audio(AudioId(audio_id), account, meta, self._clock.now_ms())
+        self._store.put_audio(audio)
         return audio
 
-    # -- time -------------------------------------------------------------------------------
+    # -- what the file server needs ------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return self._clock.now_ms()
+
+    def request_id(self) -> str:
+        return self._ids.request_id()
+
+    def audio_bytes(self, audio_id: str) -> bytes | None:
+        """The MP3 of a TTS audio, or None."""
+        audio = self._store.get_audio(AudioId(audio_id))
+        if audio is None or audio.meta.blob is None:
+            return None
+        return self._store.get_blob(audio.meta.blob)
+
+    def result_task(self, video_id: str) -> Task | None:
+        """The task whose result video this is, when it succeeded."""
+        task = self._store.task_by_result_video(VideoId(video_id))
+        if task is None or task.status is not TaskStatus.SUCCEED:
+            return None
+        return task
+
+    def blob(self, key: BlobKey) -> bytes | None:
+        return self._store.get_blob(key)
+
+    # -- time ----------------------------------------------------------------------------------
 
     def advance(self) -> list[TaskEvent]:
         """Fire every transition due by now, in due order; return the status changes."""
-        now = self.clock.now_ms()
+        now = self._clock.now_ms()
         events: list[TaskEvent] = []
-        while due := self.store.pop_due(now):
+        while due := self._store.pop_due(now):
             for tid in due:
-                task = self.store.get_task(tid)
+                task = self._store.get_task(tid)
                 if task is None:
                     continue
                 new = step(task, functools.partial(result_video_id, tid))
                 if new is task:
                     continue
-                self.store.save_task(new)
+                self._store.save_task(new)
                 events.append(TaskEvent(new, task.status))
         for event in events:
             self._emit(event)
         return events
 
+    def clock_state(self) -> ClockState:
+        return ClockState(
+            self._clock.now_ms(), self._clock.mode, self._clock.speed, self._store.next_due_ms()
+        )
+
+    def set_clock(
+        self, mode: ClockMode | None, speed: float | None, now_ms: int | None
+    ) -> list[TaskEvent]:
+        """Switch mode/speed and/or jump to `now_ms` (never back); due transitions fire."""
+        if mode is not None or speed is not None:
+            self._clock.set_mode(mode or self._clock.mode, speed)
+        if now_ms is not None:
+            self._clock.set_time(now_ms)
+        return self.advance()
+
+    def advance_clock(self, ms: int) -> list[TaskEvent]:
+        """Move time forward by `ms`; every transition due fires, stamped at its due time."""
+        self._clock.advance(ms)
+        return self.advance()
+
+    def seconds_until_next_due(self) -> float | None:
+        """Real seconds until the next transition is due; None when none is scheduled."""
+        due = self._store.next_due_ms()
+        return None if due is None else self._clock.wall_seconds_until(due)
+
+    def stored_tasks(self) -> int:
+        return self._store.count_tasks(None)
+
+    def in_flight(self, account: AccountId) -> int:
+        """The account's tasks not yet finished (what concurrency limits count)."""
+        return self._store.count_in_flight(account)
+
+    @property
+    def store_kind(self) -> str:
+        """The store's class name (MemoryStore, SqliteStore)."""
+        return type(self._store).__name__
+
+    # -- control: state, fixtures, faults ------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget every task, session, audio, record, fault, fixture and derived cache; back to
+        the start-up clock, seed and fixtures file. Work in flight does not land afterwards."""
+        self._generation += 1
+        self._store.reset()
+        self._fixtures.clear()
+        self._faults.clear()
+        self._resolver.clear()
+        self._load_fixtures(self._fixtures, self._faults)
+        self._ids.reseed(self._start.seed)
+        self._clock.reset(
+            self._start.clock_mode, self._start.clock_speed, self._start.clock_start_ms
+        )
+        for hook in self._reset_hooks:
+            hook()
+
+    def fixtures(self) -> FixtureSet:
+        """The registered media and outcomes (read them; change them with add/clear)."""
+        return self._fixtures
+
+    def add_fixtures(
+        self, apply: Callable[[FixtureSet], None], doc: Any, faults: Sequence[Fault]
+    ) -> None:
+        """Register a parsed fixtures document: `apply` adds it to the set, `doc` is kept
+        for a restart, `faults` are installed (not kept: their hit counts would restart)."""
+        apply(self._fixtures)
+        self._store.add_fixture_doc(doc)
+        for fault in faults:
+            self._faults.add(fault)
+
+    def clear_fixtures(self) -> None:
+        self._fixtures.clear()
+        self._store.clear_fixture_docs()
+
+    def fixture_docs(self) -> list[Any]:
+        return self._store.fixture_docs()
+
+    def faults(self) -> list[Fault]:
+        return self._faults.all()
+
+    def add_fault(self, fault: Fault) -> Fault:
+        return self._faults.add(fault)
+
+    def remove_fault(self, fault_id: str) -> bool:
+        return self._faults.remove(fault_id)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def before_request(self, operation: str | None, path: str, account: str | None) -> int:
+        """Injected latency (ms) for this request; raises an injected error or rate limit."""
+        return self._faults.before_request(operation, path, account)
+
+    # -- records -------------------------------------------------------------------------------
+
+    def journal(self, after_seq: int = 0, limit: int | None = None) -> list[JournalEntry]:
+        return self._store.journal(after_seq, limit)
+
+    def deliveries(self, task_id: str | None = None) -> list[DeliveryAttempt]:
+        return self._store.deliveries(task_id)
+
     def _emit(self, event: TaskEvent) -> None:
-        for listener in self.listeners:
+        for listener in self._listeners:
             listener(event)
+
+
+def _replace(ctx: CreateContext, **changes: Any) -> CreateContext:
+    return dataclasses.replace(ctx, **changes)

@@ -1,28 +1,32 @@
-"""Media metadata for a URL, id or base64 payload: fixture, then real probe, then derivation."""
+"""Media facts for a URL, id or base64 payload: fixture, then real probe, then derivation.
+
+The resolver only finds things out (what the bytes are, how long they last, why they could not
+be read); whether that breaks a rule is for `rules.py` to say. Every read, probe and decode
+runs in a worker thread, never on the event loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import os
+import stat
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
 
 from .. import media
 from ..urls import is_loopback, is_url, split_url
-from .errors import ApiError
 from .fixtures import FixtureSet
 from .models import AudioMeta, BlobKey, Face, MetaSource, VideoMeta
+from .rules import MAX_SOUND_BYTES, MAX_VIDEO_BYTES, MediaFacts
 from .store import blob_key
 
 PROBE_CACHE_ENTRIES = 4096
-MAX_VIDEO_BYTES = 100 * 1024 * 1024
-MAX_SOUND_BYTES = 5 * 1024 * 1024
-VIDEO_FORMATS = frozenset({"mp4", "mov"})
-SOUND_FORMATS = frozenset({"mp3", "wav", "m4a", "aac"})
 
 
 class FetchError(Exception):
@@ -36,8 +40,11 @@ class FetchTooLarge(FetchError):
 Fetcher = Callable[[str, int], Awaitable[bytes]]
 """Reads a loopback http(s) URL, refusing more than the given number of bytes."""
 
-OwnFiles = Callable[[str], bytes | None]
+OwnFiles = Callable[[str], Awaitable[bytes | None]]
 """Bytes of a file this mock serves itself (TTS audio, results), by absolute URL."""
+
+OwnAddress = Callable[[str], bool]
+"""Whether a URL reaches this mock's own listening socket."""
 
 
 def _digest(key: str) -> int:
@@ -87,67 +94,68 @@ def _extension(url: str) -> str | None:
     return suffix or None
 
 
-def decode_base64(value: str, field: str) -> bytes:
-    """Strict base64 (a data: URI prefix is allowed); at most 5 MB once decoded."""
-    payload = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
-    payload = "".join(payload.split())
-    if len(payload) * 3 // 4 > MAX_SOUND_BYTES + 3:
-        raise ApiError.rule_broken("sound-size", f"{field}: the decoded audio is larger than 5 MB")
+def video_facts(meta: VideoMeta, field: str, label: str) -> MediaFacts:
+    """Facts of a video whose metadata is already known (a fixture, a derivation, a result)."""
+    return MediaFacts(
+        field=field,
+        label=label,
+        format=meta.format,
+        size_bytes=meta.size_bytes,
+        duration_ms=meta.duration_ms,
+        width=meta.width,
+        height=meta.height,
+        faces=meta.faces,
+        generated_at_ms=meta.created_at_ms,
+    )
+
+
+def audio_facts(meta: AudioMeta, field: str, label: str) -> MediaFacts:
+    return MediaFacts(
+        field=field,
+        label=label,
+        format=meta.format,
+        size_bytes=meta.size_bytes,
+        duration_ms=meta.duration_ms,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedVideo:
+    facts: MediaFacts
+    meta: VideoMeta | None  # None when the facts break a rule (no metadata could be had)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedSound:
+    facts: MediaFacts
+    meta: AudioMeta | None
+    data: bytes | None  # the real bytes, kept as a blob once the task is accepted
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    data: bytes | None = None  # None: nothing to read, derive the metadata
+    unreachable: str | None = None
+    over_limit: int | None = None
+
+
+def _read_file(path: Path, limit: int) -> _Read:
+    """A regular file inside an allowed folder, at most `limit` bytes; never blocks on a FIFO."""
     try:
-        data = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ApiError.rule_broken(
-            "sound-content", f"{field}: neither an http(s) URL nor valid base64 ({exc})"
-        ) from exc
-    if len(data) > MAX_SOUND_BYTES:
-        raise ApiError.rule_broken("sound-size", f"{field}: the decoded audio is larger than 5 MB")
-    return data
-
-
-def check_video(meta: VideoMeta, field: str) -> None:
-    """The documented limits of identify-face videos."""
-    if meta.format not in VIDEO_FORMATS:
-        raise ApiError.rule_broken(
-            "video-format", f"{field}: videos must be .mp4 or .mov, got {meta.format}"
-        )
-    if meta.size_bytes > MAX_VIDEO_BYTES:
-        raise ApiError.rule_broken(
-            "video-size", f"{field}: the video is {meta.size_bytes} bytes, more than 100 MB"
-        )
-    if not 2000 <= meta.duration_ms <= 60000:
-        raise ApiError.rule_broken(
-            "video-duration",
-            f"{field}: the video lasts {meta.duration_ms} ms; it must last 2 s to 60 s",
-        )
-    # "720p or 1080p" names the class by one side; the other may go down to 512 px (the
-    # documented lower bound, unreachable if the shorter side had to be 720 or 1080).
-    sides = (meta.width, meta.height)
-    if not all(512 <= s <= 2160 for s in sides) or not {720, 1080} & set(sides):
-        raise ApiError.rule_broken(
-            "video-resolution",
-            f"{field}: the video is {meta.width}x{meta.height}; it must be 720p or 1080p "
-            "with each side between 512 and 2160 px",
-        )
-
-
-def check_sound(meta: AudioMeta, field: str) -> None:
-    if meta.format not in SOUND_FORMATS:
-        raise ApiError.rule_broken(
-            "sound-format", f"{field}: audio must be mp3, wav, m4a or aac, got {meta.format}"
-        )
-    if meta.size_bytes > MAX_SOUND_BYTES:
-        raise ApiError.rule_broken(
-            "sound-size", f"{field}: the audio is {meta.size_bytes} bytes, more than 5 MB"
-        )
-    check_sound_duration(meta.duration_ms, field)
-
-
-def check_sound_duration(duration_ms: int, field: str) -> None:
-    if not 2000 <= duration_ms <= 60000:
-        raise ApiError.rule_broken(
-            "sound-duration",
-            f"{field}: the audio lasts {duration_ms} ms; it must last 2 s to 60 s",
-        )
+        # O_NONBLOCK: opening a FIFO with no writer would block the thread forever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        return _Read(unreachable=f"cannot read {path}: {exc.strerror or exc}")
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return _Read(unreachable=f"{path} is not a regular file")
+        if info.st_size > limit:
+            return _Read(over_limit=limit)
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        return _Read(over_limit=limit)
+    return _Read(data)
 
 
 class MediaResolver:
@@ -156,98 +164,104 @@ class MediaResolver:
         fixtures: FixtureSet,
         fetch: Fetcher,
         own_files: OwnFiles,
+        own_address: OwnAddress = lambda url: False,
         allowed_dirs: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         self._fixtures = fixtures
         self._fetch = fetch
         self._own_files = own_files
+        self.own_address = own_address
         self._allowed = tuple(Path(d).resolve() for d in allowed_dirs)
         self._probed: OrderedDict[BlobKey, media.MediaInfo] = OrderedDict()
 
-    def _probe(self, data: bytes) -> media.MediaInfo:
-        """probe_bytes, remembered by content hash: clients resend the same audio a lot, and
-        decoding every frame (exact durations) costs about 1 ms per 3 s of MP3."""
+    def clear(self) -> None:
+        """Forget every probe result (the control API's reset)."""
+        self._probed.clear()
+
+    async def _probe(self, data: bytes) -> media.MediaInfo:
+        """probe_bytes in a worker thread, remembered by content hash: clients resend the same
+        audio a lot, and decoding every frame (exact durations) costs about 1 ms per 3 s of MP3.
+        """
         key = blob_key(data)
         info = self._probed.get(key)
         if info is None:
-            info = media.probe_bytes(data)
+            info = await asyncio.to_thread(media.probe_bytes, data)
             self._probed[key] = info
             if len(self._probed) > PROBE_CACHE_ENTRIES:
                 self._probed.popitem(last=False)
         return info
 
-    async def _read(
-        self, url: str, limit: int, rule: str, size_rule: str, field: str
-    ) -> bytes | None:
-        """The bytes behind a URL we may read, or None when the URL is to be derived."""
-        own = self._own_files(url)
+    async def _read(self, url: str, limit: int) -> _Read:
+        """The bytes behind a URL we may read; data None when the URL is to be derived."""
+        own = await self._own_files(url)
         if own is not None:
-            return own
-        scheme = split_url(url).scheme.lower()
-        if scheme == "file":
-            path = Path(unquote(split_url(url).path)).resolve()
+            return _Read(own)
+        parts = split_url(url)
+        if parts.scheme.lower() == "file":
+            raw = unquote(parts.path)
+            if "\x00" in raw:
+                return _Read(unreachable=f"{url!r} holds a NUL byte, which no file name can")
+            path = Path(raw).resolve()
             if not any(path.is_relative_to(d) for d in self._allowed):
-                raise ApiError.rule_broken(
-                    rule, f"{field}: {path} is not inside a folder allowed with --allow-dir"
-                )
-            try:
-                size = path.stat().st_size
-                if size > limit:
-                    raise ApiError.rule_broken(
-                        size_rule, f"{field}: {path} is {size} bytes, more than {limit}"
-                    )
-                return path.read_bytes()
-            except OSError as exc:
-                raise ApiError.rule_broken(rule, f"{field}: cannot read {path}: {exc}") from exc
+                return _Read(unreachable=f"{path} is not inside a folder allowed with --allow-dir")
+            return await asyncio.to_thread(_read_file, path, limit)
+        if self.own_address(url):
+            return _Read(unreachable=f"{url} is this mock's own address, which it never fetches")
         if not is_loopback(url):
-            return None
+            return _Read()
         try:
-            return await self._fetch(url, limit)
-        except FetchTooLarge as exc:
-            raise ApiError.rule_broken(size_rule, f"{field}: {url} is {exc}") from exc
+            return _Read(await self._fetch(url, limit))
+        except FetchTooLarge:
+            return _Read(over_limit=limit)
         except FetchError as exc:
-            raise ApiError.rule_broken(rule, f"{field}: cannot fetch {url}: {exc}") from exc
+            return _Read(unreachable=f"cannot fetch {url}: {exc}")
 
-    async def video_from_url(self, url: str, field: str = "video_url") -> VideoMeta:
+    async def video_from_url(self, url: str, field: str = "video_url") -> ResolvedVideo:
         fixture = self._fixtures.videos_by_url.get(url)
         if fixture is not None:
-            check_video(fixture, field)
-            return fixture
+            return ResolvedVideo(video_facts(fixture, field, url), fixture)
         if not is_url(url):
-            raise ApiError.rule_broken(
-                "video-url-reachable", f"{field}: {url!r} is not an http(s) or file URL"
+            return ResolvedVideo(
+                MediaFacts(field, url, not_a_source=f"{url!r} is not an http(s) or file URL"),
+                None,
             )
-        data = await self._read(url, MAX_VIDEO_BYTES, "video-url-reachable", "video-size", field)
-        if data is None:
-            ext = _extension(url)
-            if ext is not None and ext not in VIDEO_FORMATS:
-                raise ApiError.rule_broken(
-                    "video-format", f"{field}: videos must be .mp4 or .mov, got .{ext}"
+        read = await self._read(url, MAX_VIDEO_BYTES)
+        declared = _extension(url)
+        if read.data is None:
+            if read.unreachable or read.over_limit is not None:
+                facts = MediaFacts(
+                    field, url, unreachable=read.unreachable, over_limit=read.over_limit
                 )
-            return derive_video(url)
-        if len(data) > MAX_VIDEO_BYTES:
-            raise ApiError.rule_broken("video-size", f"{field}: the video is more than 100 MB")
-        meta = self._probe_video(data, url, field)
-        check_video(meta, field)
-        return meta
+                return ResolvedVideo(facts, None)
+            meta = derive_video(url)
+            facts = video_facts(meta, field, url)
+            return ResolvedVideo(replace(facts, declared=declared), meta)
+        return await self._probe_video(read.data, url, field, declared)
 
-    def _probe_video(self, data: bytes, key: str, field: str) -> VideoMeta:
+    async def _probe_video(
+        self, data: bytes, url: str, field: str, declared: str | None
+    ) -> ResolvedVideo:
+        base = MediaFacts(field, url, read=True, declared=declared, size_bytes=len(data))
         try:
-            info = media.probe_bytes(data)
+            info = await self._probe(data)
         except media.MediaError as exc:
-            raise ApiError.rule_broken(
-                "video-format", f"{field}: the video could not be decoded: {exc}"
-            ) from exc
+            return ResolvedVideo(
+                replace(base, content_error=f"the video could not be decoded: {exc}"),
+                None,
+            )
         if not info.has_video or info.width is None or info.height is None:
-            raise ApiError.rule_broken("video-format", f"{field}: the file has no video stream")
-        return VideoMeta(
+            return ResolvedVideo(replace(base, content_error="the file has no video stream"), None)
+        meta = VideoMeta(
             duration_ms=info.duration_ms,
             width=info.width,
             height=info.height,
             size_bytes=info.size_bytes,
             format=info.format.value,
-            faces=derive_faces(key, info.duration_ms),
+            faces=derive_faces(url, info.duration_ms),
             source=MetaSource.PROBED,
+        )
+        return ResolvedVideo(
+            replace(video_facts(meta, field, url), read=True, declared=declared), meta
         )
 
     def video_from_id(self, video_id: str) -> VideoMeta:
@@ -256,71 +270,71 @@ class MediaResolver:
             return fixture
         return derive_video("id:" + video_id)
 
-    async def sound(self, value: str, field: str, keep: Callable[[bytes], BlobKey]) -> AudioMeta:
-        """Metadata of a sound_file; real bytes are handed to `keep` and only the key is kept."""
+    async def sound(self, value: str, field: str) -> ResolvedSound:
+        """Facts of a sound_file: a fixture URL, a URL to read or derive, or base64."""
         fixture = self._fixtures.audios_by_url.get(value)
         if fixture is not None:
-            check_sound(fixture, field)
-            return fixture
+            return ResolvedSound(audio_facts(fixture, field, value), fixture, None)
         if is_url(value):
-            data = await self._read(
-                value, MAX_SOUND_BYTES, "sound-url-reachable", "sound-size", field
-            )
-            if data is None:
-                ext = _extension(value) or "mp3"
-                meta = derive_audio(value, ext)
-                check_sound(meta, field)
-                return meta
-            if len(data) > MAX_SOUND_BYTES:
-                raise ApiError.rule_broken("sound-size", f"{field}: the audio is more than 5 MB")
             declared = _extension(value)
+            read = await self._read(value, MAX_SOUND_BYTES)
+            if read.data is None:
+                if read.unreachable or read.over_limit is not None:
+                    facts = MediaFacts(
+                        field, value, unreachable=read.unreachable, over_limit=read.over_limit
+                    )
+                    return ResolvedSound(facts, None, None)
+                meta = derive_audio(value, declared or "mp3")
+                facts = replace(audio_facts(meta, field, value), declared=declared)
+                return ResolvedSound(facts, meta, None)
+            data, label = read.data, value
         else:
-            data = decode_base64(value, field)
-            declared = None
-        meta = probe_sound(data, field, declared, self._probe)
-        check_sound(meta, field)
-        return AudioMeta(
-            duration_ms=meta.duration_ms,
-            size_bytes=meta.size_bytes,
-            format=meta.format,
+            declared, label = None, "the decoded base64 audio"
+            decoded = decode_base64(value)
+            if isinstance(decoded, MediaFacts):
+                return ResolvedSound(replace(decoded, field=field), None, None)
+            data = decoded
+        return await self._probe_sound(data, field, label, declared)
+
+    async def _probe_sound(
+        self, data: bytes, field: str, label: str, declared: str | None
+    ) -> ResolvedSound:
+        base = MediaFacts(field, label, read=True, declared=declared, size_bytes=len(data))
+        if not data:
+            return ResolvedSound(replace(base, content_error="the audio is empty"), None, None)
+        try:
+            info = await self._probe(data)
+        except media.MediaError as exc:
+            error = f"the audio could not be decoded: {exc}"
+            return ResolvedSound(replace(base, content_error=error), None, None)
+        if not info.has_audio:
+            error = "the file has no audio stream"
+            return ResolvedSound(replace(base, content_error=error), None, None)
+        meta = AudioMeta(
+            duration_ms=info.duration_ms,
+            size_bytes=info.size_bytes,
+            format=info.format.value,
             source=MetaSource.PROBED,
-            blob=keep(data),
         )
+        facts = replace(
+            base, format=meta.format, size_bytes=meta.size_bytes, duration_ms=meta.duration_ms
+        )
+        return ResolvedSound(facts, meta, data)
 
 
-def probe_sound(
-    data: bytes,
-    field: str,
-    declared: str | None,
-    probe: Callable[[bytes], media.MediaInfo] = media.probe_bytes,
-) -> AudioMeta:
-    """Real format and duration of audio bytes; a name that lies about the format is refused."""
-    if not data:
-        raise ApiError.rule_broken("sound-content", f"{field}: the audio is empty")
+def decode_base64(value: str) -> bytes | MediaFacts:
+    """Strict base64 (a data: URI prefix is allowed), or the facts of why it is not usable."""
+    label = "the decoded base64 audio"
+    payload = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
+    payload = "".join(payload.split())
+    if len(payload) * 3 // 4 > MAX_SOUND_BYTES + 3:
+        return MediaFacts("", label, read=True, over_limit=MAX_SOUND_BYTES)
     try:
-        info = probe(data)
-    except media.MediaError as exc:
-        raise ApiError.rule_broken(
-            "sound-content", f"{field}: the audio could not be decoded: {exc}"
-        ) from exc
-    if not info.has_audio:
-        raise ApiError.rule_broken("sound-content", f"{field}: the file has no audio stream")
-    fmt = info.format.value
-    if fmt not in SOUND_FORMATS:
-        raise ApiError.rule_broken(
-            "sound-format", f"{field}: audio must be mp3, wav, m4a or aac, got {fmt}"
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        return MediaFacts(
+            "", label, not_a_source=f"neither an http(s) URL nor valid base64 ({exc})"
         )
-    if declared is not None and declared in SOUND_FORMATS and declared != fmt:
-        raise ApiError.rule_broken(
-            "sound-format", f"{field}: the name says .{declared} but the content is {fmt}"
-        )
-    if declared is not None and declared not in SOUND_FORMATS:
-        raise ApiError.rule_broken(
-            "sound-format", f"{field}: audio must be .mp3/.wav/.m4a/.aac, got .{declared}"
-        )
-    return AudioMeta(
-        duration_ms=info.duration_ms,
-        size_bytes=info.size_bytes,
-        format=fmt,
-        source=MetaSource.PROBED,
-    )
+    if len(data) > MAX_SOUND_BYTES:
+        return MediaFacts("", label, read=True, over_limit=MAX_SOUND_BYTES)
+    return data

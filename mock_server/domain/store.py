@@ -29,6 +29,9 @@ class DuplicateExternalId(Exception):
 
 class Store(Protocol):
     def reset(self) -> None: ...
+    def close(self) -> None:
+        """Release files and connections; the store is not used afterwards."""
+
     def put_session(self, session: Session) -> None: ...
     def get_session(self, account: AccountId, session_id: SessionId) -> Session | None:
         """Sessions belong to an account: a fixture may pin the same id for several."""
@@ -85,6 +88,9 @@ class MemoryStore:
         self._blob_budget = blob_budget_bytes
         self._journal_limit = journal_limit
         self.reset()
+
+    def close(self) -> None:
+        return None
 
     def reset(self) -> None:
         self._sessions: dict[tuple[AccountId, SessionId], Session] = {}

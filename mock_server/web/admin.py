@@ -1,88 +1,188 @@
-"""The control API under /__admin/ (WireMock's convention): state, time, fixtures, faults."""
+"""The control API under /__admin/ (WireMock's convention): state, time, fixtures, faults.
+
+Every body and query parameter is checked against `openapi/admin.yaml` before a handler runs;
+handlers call the backend's control methods the way the API handlers call its operations.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+from referencing import Registry, Resource
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import fixtures_file
 from ..domain.clock import ClockMode
-from ..domain.errors import INVALID_PARAMETER, NOT_FOUND, ApiError
+from ..domain.errors import INTERNAL, INVALID_PARAMETER, NOT_FOUND, ApiError
 from ..domain.faults import fault_from_dict
-from ..domain.models import AccountId
+from ..domain.fixtures import FixtureSet
+from ..domain.models import AccountId, TaskEvent
 from ..spec import ADMIN_SPEC_FILE, load_document
 from . import responses, serialize
-from .app import Mock, load_fixtures, read_json
+from .compose import Mock
+from .pipeline import log, mock_of, read_json
 
 AdminHandler = Callable[[Request, Mock], Awaitable[Any]]
 PREFIX = "/__admin"
+_BASE_URI = "urn:kling-lipsync-mock:admin"
 
 
-def admin_endpoint(handler: AdminHandler) -> Callable[[Request], Awaitable[Response]]:
+class AdminSchema:
+    """Validators of the control API's request bodies and query parameters, from admin.yaml."""
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        resource = Resource.from_contents(
+            {**document, "$schema": "https://json-schema.org/draft/2020-12/schema"}
+        )
+        self._registry: Registry[Any] = Registry().with_resource(_BASE_URI, resource)
+        self._bodies: dict[str, Draft202012Validator] = {}
+        self._params: dict[str, dict[str, Draft202012Validator]] = {}
+        for item in document["paths"].values():
+            for op in item.values():
+                if not isinstance(op, dict) or "operationId" not in op:
+                    continue
+                op_id = op["operationId"]
+                schema = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+                if "schema" in schema:
+                    self._bodies[op_id] = self._validator(schema["schema"])
+                self._params[op_id] = {
+                    p["name"]: self._validator(p["schema"])
+                    for p in op.get("parameters", ())
+                    if p.get("in") == "query"
+                }
+
+    def _validator(self, schema: Any) -> Draft202012Validator:
+        return Draft202012Validator(_rebase(schema), registry=self._registry)
+
+    def check_body(self, operation_id: str, body: Any) -> None:
+        validator = self._bodies.get(operation_id)
+        if validator is not None:
+            _raise_first(validator, body, "")
+
+    def query(self, operation_id: str, request: Request) -> dict[str, Any]:
+        """The operation's query parameters, typed by their schemas and checked."""
+        out: dict[str, Any] = {}
+        for name, validator in self._params.get(operation_id, {}).items():
+            raw = request.query_params.get(name)
+            if raw is None or raw == "":
+                continue
+            value: Any = raw
+            if validator.schema.get("type") == "integer":
+                value = _integer(raw)
+            _raise_first(validator, value, name)
+            out[name] = value
+        return out
+
+
+def _integer(raw: str) -> Any:
+    """An integer parameter as int when it is one (ASCII digits, at most 18 of them)."""
+    digits = raw[1:] if raw.startswith("-") else raw
+    if digits.isascii() and digits.isdigit() and len(digits) <= 18:
+        return int(raw)
+    return raw
+
+
+def _rebase(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: (
+                _BASE_URI + v
+                if k == "$ref" and isinstance(v, str) and v.startswith("#")
+                else _rebase(v)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_rebase(v) for v in value]
+    return value
+
+
+def _raise_first(validator: Draft202012Validator, value: Any, prefix: str) -> None:
+    error = best_match(validator.iter_errors(value))
+    if error is None:
+        return
+    path = prefix
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
+    raise ApiError(INVALID_PARAMETER, f"{path or 'body'}: {message}")
+
+
+@functools.cache
+def admin_schema() -> AdminSchema:
+    doc, _ = load_document(ADMIN_SPEC_FILE)
+    return AdminSchema(doc)
+
+
+def admin_endpoint(
+    operation_id: str, handler: AdminHandler, has_body: bool = False
+) -> Callable[[Request], Awaitable[Response]]:
     """Admin answers use the same envelope as the API, so one client parser fits both."""
 
     async def run(request: Request) -> Response:
-        mock: Mock = request.app.state.mock
-        request_id = mock.backend.ids.request_id()
+        mock = mock_of(request)
+        request_id = mock.backend.request_id()
         try:
+            if has_body:
+                body = await _body(request, mock)
+                admin_schema().check_body(operation_id, body)
+                request.state.body = body
+            request.state.query = admin_schema().query(operation_id, request)
             data = await handler(request, mock)
         except ApiError as error:
             return responses.failure(error, request_id, mock.spec.http_status)
         except fixtures_file.FixtureError as exc:
             refusal = ApiError(INVALID_PARAMETER, str(exc))
             return responses.failure(refusal, request_id, mock.spec.http_status)
+        except Exception:  # a bug in the mock still answers with the envelope
+            log.exception("internal error in %s", operation_id)
+            refusal = ApiError(INTERNAL, "internal error in the mock; see its log")
+            return responses.failure(refusal, request_id, mock.spec.http_status)
         return responses.success(request_id, data)
 
-    run.__name__ = handler.__name__
+    run.__name__ = operation_id
     return run
 
 
 async def _body(request: Request, mock: Mock) -> dict[str, Any]:
-    if not await request.body():
-        return {}
-    return await read_json(request, mock.config.max_body_bytes)
+    """The JSON body, read under the control API's byte limit; an empty body means {}."""
+    return await read_json(request, mock.config.max_admin_body_bytes, allow_empty=True)
 
 
-def _int_param(request: Request, name: str, default: int | None) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ApiError(INVALID_PARAMETER, f"{name}: {raw!r} is not an integer") from exc
+def _state_body(request: Request) -> dict[str, Any]:
+    body: dict[str, Any] = request.state.body
+    return body
+
+
+def _q(request: Request) -> dict[str, Any]:
+    query: dict[str, Any] = request.state.query
+    return query
 
 
 # -- state -------------------------------------------------------------------------------------
 
 
 async def reset(request: Request, mock: Mock) -> Any:
-    """Forget every task, session, audio, journal entry, fault and registered fixture."""
-    config = mock.config
-    mock.backend.store.reset()
-    mock.backend.fixtures.clear()
-    mock.backend.faults.clear()
-    load_fixtures(mock)
-    mock.backend.ids.reseed(config.seed)
-    mock.backend.clock.reset(config.clock_mode, config.clock_speed, config.clock_start_ms)
-    mock.journal.reset()
-    mock.callbacks.reset()
+    """Forget every task, session, audio, journal entry, fault, fixture and cache."""
+    mock.backend.reset()
     return {"reset": True}
 
 
 def _clock_state(mock: Mock) -> dict[str, Any]:
-    clock = mock.backend.clock
+    state = mock.backend.clock_state()
     return {
-        "now_ms": clock.now_ms(),
-        "mode": clock.mode.value,
-        "speed": clock.speed,
-        "next_due_ms": mock.backend.store.next_due_ms(),
+        "now_ms": state.now_ms,
+        "mode": state.mode.value,
+        "speed": state.speed,
+        "next_due_ms": state.next_due_ms,
     }
 
 
@@ -92,20 +192,16 @@ async def get_clock(request: Request, mock: Mock) -> Any:
 
 async def set_clock(request: Request, mock: Mock) -> Any:
     """Switch mode/speed and/or jump to `now_ms`; due transitions fire at once."""
-    body = await _body(request, mock)
-    clock = mock.backend.clock
+    body = _state_body(request)
+    mode = ClockMode(body["mode"]) if "mode" in body else None
     try:
-        if "mode" in body or "speed" in body:
-            clock.set_mode(ClockMode(body.get("mode", clock.mode.value)), body.get("speed"))
-        if "now_ms" in body:
-            clock.set_time(int(body["now_ms"]))
-    except (ValueError, TypeError) as exc:
+        events = mock.backend.set_clock(mode, body.get("speed"), body.get("now_ms"))
+    except ValueError as exc:
         raise ApiError(INVALID_PARAMETER, f"clock: {exc}") from exc
-    events = mock.backend.advance()
     return {**_clock_state(mock), "events": [_event(e) for e in events]}
 
 
-def _event(e: Any) -> dict[str, Any]:
+def _event(e: TaskEvent) -> dict[str, Any]:
     return {
         "task_id": e.task.task_id,
         "from": e.previous.value if e.previous else None,
@@ -116,12 +212,8 @@ def _event(e: Any) -> dict[str, Any]:
 
 async def advance_clock(request: Request, mock: Mock) -> Any:
     """Move time forward by `ms` and fire every transition due, each stamped at its due time."""
-    body = await _body(request, mock)
-    ms = body.get("ms")
-    if not isinstance(ms, int) or isinstance(ms, bool) or ms < 0:
-        raise ApiError(INVALID_PARAMETER, "ms: a non-negative integer number of milliseconds")
-    mock.backend.clock.advance(ms)
-    events = mock.backend.advance()
+    body = _state_body(request)
+    events = mock.backend.advance_clock(body["ms"])
     if body.get("wait_callbacks", True):
         await mock.callbacks.idle(timeout_s=float(body.get("timeout_s", 10)))
     return {**_clock_state(mock), "events": [_event(e) for e in events]}
@@ -131,8 +223,7 @@ async def advance_clock(request: Request, mock: Mock) -> Any:
 
 
 def _fixture_listing(mock: Mock) -> dict[str, Any]:
-    f = mock.backend.fixtures
-
+    f = mock.backend.fixtures()
     return {
         "summary": f.summary(),
         "videos": [{"url": url, **_video_dict(meta)} for url, meta in f.videos_by_url.items()]
@@ -171,19 +262,20 @@ async def list_fixtures(request: Request, mock: Mock) -> Any:
 
 async def add_fixtures(request: Request, mock: Mock) -> Any:
     """Register videos/audios/outcomes/faults with the same shape as the fixtures file."""
-    body = await _body(request, mock)
+    body = dict(_state_body(request))
     faults = fixtures_file.faults(body)  # all checked before anything is installed
     body.pop("faults", None)
-    fixtures_file.apply(body, mock.backend.fixtures)
-    mock.backend.store.add_fixture_doc(body)  # faults are not kept: their hit counts would restart
-    for fault in faults:
-        mock.backend.faults.add(fault)
+    fixtures_file.apply(body, FixtureSet())  # a bad document is refused whole, before any change
+
+    def apply(into: FixtureSet) -> None:
+        fixtures_file.apply(body, into)
+
+    mock.backend.add_fixtures(apply, body, faults)
     return _fixture_listing(mock)
 
 
 async def clear_fixtures(request: Request, mock: Mock) -> Any:
-    mock.backend.fixtures.clear()
-    mock.backend.store.clear_fixture_docs()
+    mock.backend.clear_fixtures()
     return _fixture_listing(mock)
 
 
@@ -191,24 +283,24 @@ async def clear_fixtures(request: Request, mock: Mock) -> Any:
 
 
 async def list_faults(request: Request, mock: Mock) -> Any:
-    return [f.to_dict() for f in mock.backend.faults.all()]
+    return [f.to_dict() for f in mock.backend.faults()]
 
 
 async def add_fault(request: Request, mock: Mock) -> Any:
-    fault = mock.backend.faults.add(fault_from_dict(await _body(request, mock)))
+    fault = mock.backend.add_fault(fault_from_dict(_state_body(request)))
     return fault.to_dict()
 
 
 async def clear_faults(request: Request, mock: Mock) -> Any:
-    mock.backend.faults.clear()
+    mock.backend.clear_faults()
     return []
 
 
 async def remove_fault(request: Request, mock: Mock) -> Any:
     fault_id = request.path_params["fault_id"]
-    if not mock.backend.faults.remove(fault_id):
+    if not mock.backend.remove_fault(fault_id):
         raise ApiError(NOT_FOUND, f"no fault {fault_id}")
-    return [f.to_dict() for f in mock.backend.faults.all()]
+    return [f.to_dict() for f in mock.backend.faults()]
 
 
 # -- journal, callbacks, tasks -----------------------------------------------------------------
@@ -216,26 +308,27 @@ async def remove_fault(request: Request, mock: Mock) -> Any:
 
 async def journal(request: Request, mock: Mock) -> Any:
     """Requests in arrival order, filtered by method, path prefix, operation, account, code."""
-    q = request.query_params
-    after = _int_param(request, "after", 0) or 0
-    limit = _int_param(request, "limit", None)
-    code = _int_param(request, "code", None)
-    entries = mock.backend.store.journal(after)
-    out = [
-        dataclasses.asdict(e)
-        for e in entries
-        if (not q.get("method") or e.method == q["method"].upper())
-        and (not q.get("path") or e.path.startswith(q["path"]))
-        and (not q.get("operation") or e.operation == q["operation"])
-        and (not q.get("account") or e.account == q["account"])
-        and (code is None or e.code == code)
-    ]
-    return out if limit is None else out[:limit]
+    q = _q(request)
+    limit = q.get("limit")
+    code = q.get("code")
+    out = []
+    for e in mock.backend.journal(q.get("after", 0)):
+        if (
+            (not q.get("method") or e.method == q["method"].upper())
+            and (not q.get("path") or e.path.startswith(q["path"]))
+            and (not q.get("operation") or e.operation == q["operation"])
+            and (not q.get("account") or e.account == q["account"])
+            and (code is None or e.code == code)
+        ):
+            out.append(dataclasses.asdict(e))
+            if limit is not None and len(out) >= limit:
+                break
+    return out
 
 
 async def callbacks(request: Request, mock: Mock) -> Any:
-    task_id = request.query_params.get("task_id") or None
-    return [dataclasses.asdict(d) for d in mock.backend.store.deliveries(task_id)]
+    task_id = _q(request).get("task_id") or None
+    return [dataclasses.asdict(d) for d in mock.backend.deliveries(task_id)]
 
 
 async def get_chaos(request: Request, mock: Mock) -> Any:
@@ -244,7 +337,7 @@ async def get_chaos(request: Request, mock: Mock) -> Any:
 
 async def set_chaos(request: Request, mock: Mock) -> Any:
     """Callback chaos globally (no `task`) or for one task_id / external_task_id."""
-    body = await _body(request, mock)
+    body = dict(_state_body(request))
     scope = body.pop("task", None)
     try:
         mock.callbacks.set_chaos(scope, **body)
@@ -260,12 +353,10 @@ async def clear_chaos(request: Request, mock: Mock) -> Any:
 
 async def tasks(request: Request, mock: Mock) -> Any:
     """Tasks of every account (or of `account`), newest first, with their account."""
-    account = request.query_params.get("account") or None
-    page_num = _int_param(request, "pageNum", 1) or 1
-    page_size = _int_param(request, "pageSize", 100) or 100
-    mock.backend.advance()
-    found = mock.backend.store.list_tasks(
-        AccountId(account) if account else None, (page_num - 1) * page_size, page_size
+    q = _q(request)
+    account = q.get("account") or None
+    found = mock.backend.list_lip_sync_tasks(
+        AccountId(account) if account else None, q.get("pageNum", 1), q.get("pageSize", 100)
     )
     return [{"account": t.account, **serialize.task(t, mock.base_url)} for t in found]
 
@@ -281,27 +372,28 @@ async def admin_spec_json(request: Request) -> Response:
 
 
 def admin_routes() -> list[Route]:
-    def r(path: str, handler: AdminHandler, method: str) -> Route:
-        return Route(PREFIX + path, admin_endpoint(handler), methods=[method])
+    def r(path: str, op: str, handler: AdminHandler, method: str) -> Route:
+        body = method == "POST" and op != "reset"
+        return Route(PREFIX + path, admin_endpoint(op, handler, body), methods=[method])
 
     return [
-        r("/reset", reset, "POST"),
-        r("/clock", get_clock, "GET"),
-        r("/clock", set_clock, "POST"),
-        r("/clock/advance", advance_clock, "POST"),
-        r("/fixtures", list_fixtures, "GET"),
-        r("/fixtures", add_fixtures, "POST"),
-        r("/fixtures", clear_fixtures, "DELETE"),
-        r("/faults", list_faults, "GET"),
-        r("/faults", add_fault, "POST"),
-        r("/faults", clear_faults, "DELETE"),
-        r("/faults/{fault_id}", remove_fault, "DELETE"),
-        r("/journal", journal, "GET"),
-        r("/callbacks", callbacks, "GET"),
-        r("/callbacks/chaos", get_chaos, "GET"),
-        r("/callbacks/chaos", set_chaos, "POST"),
-        r("/callbacks/chaos", clear_chaos, "DELETE"),
-        r("/tasks", tasks, "GET"),
+        r("/reset", "reset", reset, "POST"),
+        r("/clock", "getClock", get_clock, "GET"),
+        r("/clock", "setClock", set_clock, "POST"),
+        r("/clock/advance", "advanceClock", advance_clock, "POST"),
+        r("/fixtures", "listFixtures", list_fixtures, "GET"),
+        r("/fixtures", "addFixtures", add_fixtures, "POST"),
+        r("/fixtures", "clearFixtures", clear_fixtures, "DELETE"),
+        r("/faults", "listFaults", list_faults, "GET"),
+        r("/faults", "addFault", add_fault, "POST"),
+        r("/faults", "clearFaults", clear_faults, "DELETE"),
+        r("/faults/{fault_id}", "removeFault", remove_fault, "DELETE"),
+        r("/journal", "getJournal", journal, "GET"),
+        r("/callbacks", "getCallbacks", callbacks, "GET"),
+        r("/callbacks/chaos", "getCallbackChaos", get_chaos, "GET"),
+        r("/callbacks/chaos", "setCallbackChaos", set_chaos, "POST"),
+        r("/callbacks/chaos", "clearCallbackChaos", clear_chaos, "DELETE"),
+        r("/tasks", "listAllTasks", tasks, "GET"),
         Route(PREFIX + "/openapi.yaml", admin_spec_yaml, methods=["GET"]),
         Route(PREFIX + "/openapi.json", admin_spec_json, methods=["GET"]),
     ]

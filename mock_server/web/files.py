@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 from .. import media
 from ..domain.backend import LipSyncBackend
 from ..domain.lifecycle import result_expired
-from ..domain.models import AudioId, TaskStatus, VideoId
 
 
 def face_png(seed: str, size: int = 64) -> bytes:
@@ -43,22 +42,17 @@ class FileStore:
         self._cache_entries = cache_entries
 
     def audio(self, audio_id: str) -> bytes | None:
-        audio = self._backend.store.get_audio(AudioId(audio_id))
-        if audio is None or audio.meta.blob is None:
-            return None
-        return self._backend.store.get_blob(audio.meta.blob)
+        return self._backend.audio_bytes(audio_id)
 
     def video(self, video_id: str) -> bytes | None:
-        task = self._backend.store.task_by_result_video(VideoId(video_id))
-        if task is None or task.status is not TaskStatus.SUCCEED:
-            return None
-        if result_expired(task, self._backend.clock.now_ms()):
+        task = self._backend.result_task(video_id)
+        if task is None or result_expired(task, self._backend.now_ms()):
             return None
         cached = self._cache.get(video_id)
         if cached is not None:
             self._cache.move_to_end(video_id)
             return cached
-        sound = self._backend.store.get_blob(task.sound.blob) if task.sound.blob else None
+        sound = self._backend.blob(task.sound.blob) if task.sound.blob else None
         data = media.render_result(
             duration_ms=task.parent.duration_ms,
             width=task.parent.width,
@@ -74,6 +68,10 @@ class FileStore:
         while len(self._cache) > self._cache_entries:
             self._cache.popitem(last=False)
         return data
+
+    def clear(self) -> None:
+        """Drop every cached render (the control API's reset)."""
+        self._cache.clear()
 
     def by_url(self, url: str) -> bytes | None:
         """Resolver hook: bytes for one of our own file URLs, so the mock never calls itself."""

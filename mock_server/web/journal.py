@@ -5,12 +5,12 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 
 from ..auth import Principal
-from ..domain.clock import Clock
 from ..domain.errors import ApiError
 from ..domain.models import JournalEntry
 from ..domain.store import Store
@@ -38,9 +38,9 @@ def summarise(value: Any, depth: int = 0) -> Any:
 
 
 class Journal:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, now_ms: Callable[[], int]) -> None:
         self._store = store
-        self._clock = clock
+        self._now_ms = now_ms
         # a durable store reopened: go on after its last entry
         self._seq = itertools.count(store.last_journal_seq() + 1)
 
@@ -60,7 +60,7 @@ class Journal:
             JournalEntry(
                 seq=next(self._seq),
                 wall_ms=int(time.time() * 1000),
-                clock_ms=self._clock.now_ms(),
+                clock_ms=self._now_ms(),
                 method=request.method,
                 path=request.url.path,
                 query=request.url.query,

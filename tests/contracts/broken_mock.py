@@ -6,29 +6,32 @@ then serves it exactly as `python -m mock_server [mock options]` would.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from mock_server.cli import main as serve_mock
-from mock_server.domain import backend, resolver, rules
+from mock_server.domain import rules
 from mock_server.domain.errors import ApiError
-from mock_server.domain.models import Face
 from mock_server.web import responses, serialize
+
+
+def _swap(rule_id: str, check: rules.Check) -> None:
+    """Replace one entry of the rule registry: the mock built afterwards uses it."""
+    rules.REGISTRY[rule_id] = dataclasses.replace(rules.REGISTRY[rule_id], check=check)
 
 
 def _accept_short_audio() -> None:
     """Audio from 1.9 s on is accepted: rule sound-duration is off by 100 ms."""
 
-    def check_sound_duration(duration_ms: int, field: str) -> None:
-        if not 1900 <= duration_ms <= 60000:
-            raise ApiError.rule_broken(
-                "sound-duration", f"{field}: the audio lasts {duration_ms} ms (1.9-60 s)"
-            )
+    def sound_duration(c: rules.CreateContext) -> str | None:
+        ms = c.sound_ms
+        if ms is not None and not 1900 <= ms <= 60000:
+            return f"the audio lasts {ms} ms (1.9-60 s)"
+        return None
 
-    # backend imported the function by name, resolver calls its module global.
-    resolver.check_sound_duration = check_sound_duration
-    setattr(backend, "check_sound_duration", check_sound_duration)  # noqa: B010 - not re-exported
+    _swap("sound-duration", sound_duration)
 
 
 def _succeeded_status() -> None:
@@ -57,27 +60,22 @@ def _not_found_as_bad_request() -> None:
 
 def _short_overlap() -> None:
     """An overlap of 1 s with the face is enough: rule insert-face-overlap is off by 1000 ms."""
-    original = rules.check_insert
+    original = rules.REGISTRY["insert-face-overlap"].check
 
-    def check_insert(
-        insert_ms: int, length_ms: int, video_duration_ms: int, face: Face, field: str
-    ) -> None:
-        end = insert_ms + length_ms
-        overlap = min(end, face.end_ms) - max(insert_ms, face.start_ms)
-        if 1000 <= overlap < 2000 and insert_ms >= 0 and end <= video_duration_ms:
-            return
-        original(insert_ms, length_ms, video_duration_ms, face, field)
+    def insert_face_overlap(c: rules.CreateContext) -> str | None:
+        face = c.face
+        if face is not None:
+            end = c.insert_ms + c.end_ms - c.start_ms
+            if 1000 <= min(end, face.end_ms) - max(c.insert_ms, face.start_ms) < 2000:
+                return None
+        return original(c)
 
-    rules.check_insert = check_insert
+    _swap("insert-face-overlap", insert_face_overlap)
 
 
 def _sessions_never_expire() -> None:
     """Sessions stay valid forever: rule session-valid is never applied."""
-
-    def check_session(session: Any, now_ms: int) -> None:
-        return None
-
-    rules.check_session = check_session
+    _swap("session-valid", lambda c: None)
 
 
 VARIANTS: dict[str, Callable[[], None]] = {

@@ -1,0 +1,134 @@
+"""The Kling API's routes: one handler per operationId, over the backend."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..domain.errors import NOT_FOUND, ApiError
+from . import responses, serialize
+from .compose import Mock
+from .files import face_png
+from .pipeline import Call, endpoint
+
+
+def _mock(call: Call) -> Mock:
+    mock: Mock = call.request.app.state.mock
+    return mock
+
+
+async def identify_face(call: Call) -> tuple[Any, dict[str, str] | None]:
+    mock = _mock(call)
+    inp = serialize.identify_face_input(call.body)
+    session = await mock.backend.identify_face(call.principal.account, inp)
+    data = serialize.session(session, mock.base_url)
+    return data, {"x-mock-media-source": session.video.source.value}
+
+
+async def create_lip_sync_task(call: Call) -> tuple[Any, dict[str, str] | None]:
+    mock = _mock(call)
+    task = await mock.backend.create_lip_sync_task(
+        call.principal.account, serialize.create_task_input(call.body)
+    )
+    return serialize.created_task(task), None
+
+
+async def get_lip_sync_task(call: Call) -> tuple[Any, dict[str, str] | None]:
+    mock = _mock(call)
+    task = mock.backend.get_lip_sync_task(call.principal.account, call.request.path_params["id"])
+    return serialize.task(task, mock.base_url), None
+
+
+def _page_param(mock: Mock, request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    # int() alone would also take " 7", "+7", "1_0" and non-ASCII digits such as "\u0663".
+    value: Any = raw
+    if re.fullmatch(r"-?[0-9]+", raw, re.ASCII):
+        with contextlib.suppress(ValueError):  # more digits than int() converts
+            value = int(raw)
+    mock.spec.validate_param("listLipSyncTasks", name, value)
+    assert isinstance(value, int)
+    return value
+
+
+async def list_lip_sync_tasks(call: Call) -> tuple[Any, dict[str, str] | None]:
+    mock = _mock(call)
+    page_num = _page_param(mock, call.request, "pageNum", 1)
+    page_size = _page_param(mock, call.request, "pageSize", 30)
+    tasks = mock.backend.list_lip_sync_tasks(call.principal.account, page_num, page_size)
+    return [serialize.task(t, mock.base_url) for t in tasks], None
+
+
+async def create_tts(call: Call) -> tuple[Any, dict[str, str] | None]:
+    mock = _mock(call)
+    audio = mock.backend.create_tts(call.principal.account, serialize.tts_input(call.body))
+    return serialize.tts(audio, mock.base_url), None
+
+
+# -- files, spec and errors ------------------------------------------------------------------
+
+
+async def serve_file(request: Request) -> Response:
+    mock: Mock = request.app.state.mock
+    kind, name = request.path_params["kind"], request.path_params["name"]
+    stem, _, ext = name.partition(".")
+    data: bytes | None = None
+    media_type = "application/octet-stream"
+    if kind == "audio" and ext == "mp3":
+        data, media_type = mock.files.audio(stem), "audio/mpeg"
+    elif kind == "videos" and ext == "mp4":
+        data = await asyncio.to_thread(mock.files.video, stem)
+        media_type = "video/mp4"
+    elif kind == "faces" and ext == "png":
+        data, media_type = face_png(stem), "image/png"
+    if data is None:
+        error = ApiError(NOT_FOUND, f"file not found or expired: {request.url.path}")
+        return responses.failure(error, mock.backend.request_id(), mock.spec.http_status)
+    return Response(data, media_type=media_type)
+
+
+async def openapi_yaml(request: Request) -> Response:
+    mock: Mock = request.app.state.mock
+    return Response(mock.spec.yaml_text, media_type="application/yaml")
+
+
+async def openapi_json(request: Request) -> Response:
+    mock: Mock = request.app.state.mock
+    return Response(mock.spec.json_text, media_type="application/json")
+
+
+def api_routes() -> list[Route]:
+    return [
+        Route(
+            "/v1/videos/identify-face",
+            endpoint("identifyFace", identify_face, "IdentifyFaceRequest"),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/videos/advanced-lip-sync",
+            endpoint("createLipSyncTask", create_lip_sync_task, "CreateTaskRequest"),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/videos/advanced-lip-sync",
+            endpoint("listLipSyncTasks", list_lip_sync_tasks),
+            methods=["GET"],
+        ),
+        Route(
+            "/v1/videos/advanced-lip-sync/{id}",
+            endpoint("getLipSyncTask", get_lip_sync_task),
+            methods=["GET"],
+        ),
+        Route("/v1/audio/tts", endpoint("createTts", create_tts, "TtsRequest"), methods=["POST"]),
+        Route("/files/{kind}/{name}", serve_file, methods=["GET"]),
+        Route("/openapi.yaml", openapi_yaml, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+    ]

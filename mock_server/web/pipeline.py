@@ -1,0 +1,170 @@
+"""The request pipeline every API and control-API route runs: auth, faults, body, schema,
+the handler, the envelope and the journal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..auth import Principal
+from ..domain.errors import INTERNAL, INVALID_REQUEST, ApiError
+from . import responses
+from .compose import Mock
+
+log = logging.getLogger("mock_server")
+
+Handler = Callable[["Call"], Awaitable[tuple[Any, dict[str, str] | None]]]
+
+
+@dataclass(slots=True)
+class Call:
+    """One API request as the handlers see it."""
+
+    request: Request
+    principal: Principal
+    body: dict[str, Any]
+    request_id: str
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def read_json(request: Request, limit: int, allow_empty: bool = False) -> dict[str, Any]:
+    """The body as a JSON object; size is checked before and while it is read, never after.
+
+    `allow_empty`: an empty body is the empty object (the control API's bodiless POSTs)."""
+    ctype = request.headers.get("content-type")
+    if ctype is not None and ctype.split(";")[0].strip().lower() != "application/json":
+        raise ApiError.rule_broken(
+            "body-json", f"Content-Type must be application/json, got {ctype!r}", INVALID_REQUEST
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(INVALID_REQUEST, f"Content-Length is not a number: {declared!r}")
+        if int(declared) > limit:
+            raise _too_big(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_big(limit)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if allow_empty and not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        detail = str(exc)[:120] if raw else "the body is empty"
+        raise ApiError.rule_broken(
+            "body-json", f"the body is not valid JSON: {detail}", INVALID_REQUEST
+        ) from exc
+    if not isinstance(body, dict):
+        raise ApiError.rule_broken(
+            "body-json",
+            f"the body must be a JSON object, got {type(body).__name__}",
+            INVALID_REQUEST,
+        )
+    # escapes, raw bytes or UTF-16/32; the substring tests are memchr-fast, the regex is not
+    suspicious = (b"\\" in raw or b"\xed" in raw) and _SURROGATE_HINT.search(raw)
+    if suspicious or b"\x00" in raw[:4]:
+        lone = _lone_surrogate(body)
+        if lone is not None:
+            raise ApiError.rule_broken(
+                "body-json",
+                f"the body is not valid JSON: the string {lone[:40]!r} holds a lone UTF-16 "
+                "surrogate, which is not Unicode; pair \\uD800-\\uDBFF with \\uDC00-\\uDFFF",
+                INVALID_REQUEST,
+            )
+    return body
+
+
+# json.loads turns "\ud800" (and UTF-8-encoded surrogates) into str that cannot be encoded
+# again: answers, hashes, callbacks and the journal would all fail on it later.
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first string (key or value) holding an unpaired surrogate, or None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode()
+                except UnicodeEncodeError:
+                    return item
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+def _too_big(limit: int) -> ApiError:
+    return ApiError.rule_broken(
+        "body-size", f"the body is larger than {limit} bytes", INVALID_REQUEST
+    )
+
+
+def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None) -> Any:
+    async def run(request: Request) -> Response:
+        mock: Mock = request.app.state.mock
+        started = time.perf_counter()
+        request_id = mock.backend.request_id()
+        principal: Principal | None = None
+        body: Any = None
+        refusal: ApiError | None = None
+        try:
+            principal = mock.auth.authenticate(request.headers.get("authorization"))
+            latency_ms = mock.backend.before_request(
+                operation_id, request.url.path, principal.account
+            )
+            if latency_ms:
+                await asyncio.sleep(latency_ms / 1000)
+            if body_schema is not None:
+                body = await read_json(request, mock.config.max_body_bytes)
+                mock.spec.validate_body(operation_id, body_schema, body)
+            data, headers = await handler(Call(request, principal, body or {}, request_id))
+            response = responses.success(request_id, data, headers)
+        except ApiError as error:
+            # A copy without the traceback: its frames hold the request body (up to 10 MB).
+            refusal = ApiError(error.code, error.message, error.rule)
+            response = responses.failure(error, request_id, mock.spec.http_status)
+        except Exception:  # a bug in the mock still answers with the envelope
+            log.exception("internal error in %s", operation_id)
+            refusal = ApiError(INTERNAL, "internal error in the mock; see its log")
+            response = responses.failure(refusal, request_id, mock.spec.http_status)
+        mock.journal.record(
+            request,
+            operation=operation_id,
+            principal=principal,
+            body=body,
+            http_status=response.status_code,
+            error=refusal,
+            request_id=request_id,
+            started=started,
+        )
+        return response
+
+    run.__name__ = operation_id
+    return run
+
+
+def mock_of(request: Request) -> Mock:
+    mock: Mock = request.app.state.mock
+    return mock
