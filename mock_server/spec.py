@@ -185,7 +185,8 @@ def _first_error(validator: Draft202012Validator, instance: Any) -> ValidationEr
     # best_match picks the most relevant error deterministically.
     from jsonschema.exceptions import best_match
 
-    return best_match(validator.iter_errors(instance))
+    error: ValidationError | None = best_match(validator.iter_errors(instance))
+    return error
 
 
 _SHORT = {

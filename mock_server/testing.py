@@ -30,7 +30,11 @@ class MockServer:
         sock.bind(("127.0.0.1", 0))
         self._sock = sock
         self.config = replace(config, host="127.0.0.1", port=sock.getsockname()[1], **overrides)
-        self.app = create_app(self.config)
+        try:
+            self.app = create_app(self.config)
+        except BaseException:
+            sock.close()
+            raise
         self.mock: Mock = self.app.state.mock
         self._server = uvicorn.Server(
             uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on")

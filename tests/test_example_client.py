@@ -428,11 +428,12 @@ class NaiveClient:
 class TestShrinking:
     @pytest.mark.slow
     def test_a_retry_bug_shrinks_to_one_non_retryable_error(
-        self, lipsync_mock_session: MockServer
+        self, lipsync_mock_session: MockServer, request: pytest.FixtureRequest
     ) -> None:
         """The minimal scenario that exposes a retry-everything client is one 1100, once."""
         mock = lipsync_mock_session
         naive = NaiveClient(mock)
+        request.addfinalizer(naive.http.close)
 
         def retries_wrongly(scenario: Scenario) -> bool:
             mock.admin.reset()

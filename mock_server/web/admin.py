@@ -44,7 +44,7 @@ class AdminSchema:
         )
         self._registry: Registry[Any] = Registry().with_resource(_BASE_URI, resource)
         self._bodies: dict[str, Draft202012Validator] = {}
-        self._params: dict[str, dict[str, Draft202012Validator]] = {}
+        self._params: dict[str, dict[str, tuple[Draft202012Validator, bool]]] = {}
         for item in document["paths"].values():
             for op in item.values():
                 if not isinstance(op, dict) or "operationId" not in op:
@@ -54,7 +54,7 @@ class AdminSchema:
                 if "schema" in schema:
                     self._bodies[op_id] = self._validator(schema["schema"])
                 self._params[op_id] = {
-                    p["name"]: self._validator(p["schema"])
+                    p["name"]: (self._validator(p["schema"]), p["schema"].get("type") == "integer")
                     for p in op.get("parameters", ())
                     if p.get("in") == "query"
                 }
@@ -70,13 +70,11 @@ class AdminSchema:
     def query(self, operation_id: str, request: Request) -> dict[str, Any]:
         """The operation's query parameters, typed by their schemas and checked."""
         out: dict[str, Any] = {}
-        for name, validator in self._params.get(operation_id, {}).items():
+        for name, (validator, integer) in self._params.get(operation_id, {}).items():
             raw = request.query_params.get(name)
             if raw is None or raw == "":
                 continue
-            value: Any = raw
-            if validator.schema.get("type") == "integer":
-                value = _integer(raw)
+            value: Any = _integer(raw) if integer else raw
             _raise_first(validator, value, name)
             out[name] = value
         return out
