@@ -251,15 +251,18 @@ class TestRenderResult:
     @pytest.mark.parametrize(
         ("duration_ms", "width", "height", "expected_size"),
         [
-            (2000, 720, 1280, (180, 320)),
-            (4321, 1280, 720, (320, 180)),
-            (60_000, 1920, 1080, (320, 180)),
+            (2000, 720, 1280, (720, 1280)),
+            (4321, 1280, 720, (1280, 720)),
+            (60_000, 1920, 1080, (1920, 1080)),
+            (3000, 3840, 2160, (2160, 1216)),
+            (3001, 641, 479, (640, 480)),
         ],
     )
     def test_result_probes_as_requested(
         self, duration_ms: int, width: int, height: int, expected_size: tuple[int, int]
     ) -> None:
-        """The result is an MP4 with audio and video, the requested duration and <= 320 px."""
+        """The result is an MP4 with audio and video, the requested duration and the parent's size
+        (even, longer side at most 2160 px)."""
         data = render_result(
             duration_ms=duration_ms,
             width=width,
