@@ -253,20 +253,24 @@ def _decode_audio(
 ) -> tuple[int, bool]:
     """Decoded duration of an audio stream, in ms, and whether decoding stopped at the bound.
 
-    Every packet must decode: the first error refuses the file, so a sound the mock accepts
-    is one it can also render.
+    At most _MAX_DECODE_ERRORS packets may fail (trailing padding, a glitch a player skips);
+    one more refuses the file. The render skips at least as many, so a sound the mock
+    accepts is one it can render.
     """
     _check_rate(stream.codec_context.sample_rate or stream.rate or 0)
     seconds = Fraction(0)
     limit = Fraction(MAX_DECODE_MS, 1000)
-    frames = 0
+    frames = errors = 0
     for packet in container.demux(stream):
         if time.monotonic() > deadline:
             raise MediaError(f"audio could not be decoded within {PROBE_SECONDS:g} s")
         try:
             decoded = packet.decode()
         except _AV_ERRORS as exc:
-            raise MediaError(f"audio could not be decoded: {_reason(exc)}") from exc
+            errors += 1
+            if errors > _MAX_DECODE_ERRORS:
+                raise MediaError(f"audio could not be decoded: {_reason(exc)}") from exc
+            continue
         for frame in decoded:
             if not isinstance(frame, AudioFrame):
                 continue
