@@ -25,7 +25,7 @@ from ..auth import Authenticator, Principal
 from ..config import Config
 from ..domain.backend import LipSyncBackend, Phases
 from ..domain.clock import Clock
-from ..domain.errors import INTERNAL, INVALID_METHOD, INVALID_REQUEST, NOT_FOUND, ApiError
+from ..domain.errors import INTERNAL, INVALID_METHOD, INVALID_REQUEST, ApiError
 from ..domain.fixtures import FixtureSet
 from ..domain.ids import IdSource
 from ..domain.resolver import FetchError, FetchTooLarge, MediaResolver
@@ -34,7 +34,7 @@ from ..domain.store import MemoryStore, Store
 from ..spec import Spec, load_spec
 from . import responses, serialize
 from .callbacks import CallbackDispatcher
-from .files import FileStore, face_png
+from .files import FileStore, serve_file
 from .journal import Journal
 
 log = logging.getLogger("mock_server")
@@ -339,25 +339,6 @@ async def create_tts(call: Call) -> tuple[Any, dict[str, str] | None]:
 
 
 # -- files, spec and errors ------------------------------------------------------------------
-
-
-async def serve_file(request: Request) -> Response:
-    mock: Mock = request.app.state.mock
-    kind, name = request.path_params["kind"], request.path_params["name"]
-    stem, _, ext = name.partition(".")
-    data: bytes | None = None
-    media_type = "application/octet-stream"
-    if kind == "audio" and ext == "mp3":
-        data, media_type = mock.files.audio(stem), "audio/mpeg"
-    elif kind == "videos" and ext == "mp4":
-        data = await asyncio.to_thread(mock.files.video, stem)
-        media_type = "video/mp4"
-    elif kind == "faces" and ext == "png":
-        data, media_type = face_png(stem), "image/png"
-    if data is None:
-        error = ApiError(NOT_FOUND, f"file not found or expired: {request.url.path}")
-        return responses.failure(error, mock.backend.ids.request_id(), mock.spec.http_status)
-    return Response(data, media_type=media_type)
 
 
 async def openapi_yaml(request: Request) -> Response:

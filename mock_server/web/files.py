@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import re
 import struct
+import tempfile
+import threading
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
 
 from .. import media
 from ..domain.backend import LipSyncBackend
+from ..domain.errors import NOT_FOUND, ApiError
 from ..domain.lifecycle import result_expired
-from ..domain.models import AudioId, TaskStatus, VideoId
+from ..domain.models import AudioId, Task, TaskStatus, VideoId
+from . import responses
+
+if TYPE_CHECKING:
+    from .app import Mock
+
+log = logging.getLogger("mock_server")
+
+CACHE_BYTES = 256 * 1024 * 1024
+CACHE_ENTRIES = 64
+MEDIA_TYPES = {("audio", "mp3"): "audio/mpeg", ("videos", "mp4"): "video/mp4"}
+MEDIA_TYPES[("faces", "png")] = "image/png"
 
 
 def face_png(seed: str, size: int = 64) -> bytes:
@@ -33,14 +59,39 @@ def face_png(seed: str, size: int = 64) -> bytes:
     )
 
 
-class FileStore:
-    """Renders results on first download and keeps the last few in memory."""
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    path: Path
+    size: int
 
-    def __init__(self, backend: LipSyncBackend, base_url: str, cache_entries: int = 16) -> None:
+
+class FileStore:
+    """The files under /files/, materialised once each in a temporary folder.
+
+    A result is rendered on its first download, in a worker thread, once however many
+    downloads ask for it at the same time (single flight). The folder keeps at most
+    `cache_entries` files and `cache_bytes` bytes, least recently used first out;
+    `clear()` drops them all (the control API's reset).
+    """
+
+    def __init__(
+        self,
+        backend: LipSyncBackend,
+        base_url: str,
+        cache_entries: int = CACHE_ENTRIES,
+        cache_bytes: int = CACHE_BYTES,
+    ) -> None:
         self._backend = backend
         self._base_url = base_url
-        self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_entries = cache_entries
+        self._cache_bytes = cache_bytes
+        self._folder = tempfile.TemporaryDirectory(prefix="lipsync-mock-files-")
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._bytes = 0
+        self._generation = 0
+        self._inflight: dict[str, asyncio.Future[Path]] = {}
+        self.renders = 0  # results rendered so far: single flight is observable
 
     def audio(self, audio_id: str) -> bytes | None:
         audio = self._backend.store.get_audio(AudioId(audio_id))
@@ -48,42 +99,169 @@ class FileStore:
             return None
         return self._backend.store.get_blob(audio.meta.blob)
 
-    def video(self, video_id: str) -> bytes | None:
+    def _servable(self, video_id: str) -> Task | None:
         task = self._backend.store.task_by_result_video(VideoId(video_id))
         if task is None or task.status is not TaskStatus.SUCCEED:
             return None
         if result_expired(task, self._backend.clock.now_ms()):
             return None
-        cached = self._cache.get(video_id)
-        if cached is not None:
-            self._cache.move_to_end(video_id)
-            return cached
-        sound = self._backend.store.get_blob(task.sound.blob) if task.sound.blob else None
-        data = media.render_result(
-            duration_ms=task.parent.duration_ms,
-            width=task.parent.width,
-            height=task.parent.height,
-            sound=sound,
-            sound_start_ms=task.sound.start_ms,
-            sound_end_ms=task.sound.end_ms,
-            insert_ms=task.sound.insert_ms,
-            sound_volume=task.sound.sound_volume,
-            original_volume=task.sound.original_volume,
-        )
-        self._cache[video_id] = data
-        while len(self._cache) > self._cache_entries:
-            self._cache.popitem(last=False)
-        return data
+        return task
 
-    def by_url(self, url: str) -> bytes | None:
+    async def path(self, kind: str, name: str) -> Path | None:
+        """The file behind /files/{kind}/{name}, made if needed; None when there is none."""
+        stem, _, ext = name.partition(".")
+        if (kind, ext) not in MEDIA_TYPES:
+            return None
+        produce: Callable[[], bytes]
+        if kind == "videos":
+            task = self._servable(stem)
+            if task is None:
+                return None
+            produce = lambda: self._render(task)  # noqa: E731 - one expression, named once
+        elif kind == "audio":
+            data = self.audio(stem)
+            if data is None:
+                return None
+            produce = lambda: data  # noqa: E731
+        else:
+            produce = lambda: face_png(stem)  # noqa: E731
+        return await self._single_flight(f"{kind}/{stem}", produce)
+
+    async def _single_flight(self, key: str, produce: Callable[[], bytes]) -> Path:
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached.path
+            generation = self._generation
+        flight_key = f"{generation}:{key}"
+        flight = self._inflight.get(flight_key)
+        if flight is None:
+            flight = asyncio.ensure_future(
+                asyncio.to_thread(self._materialise, key, generation, produce)
+            )
+            self._inflight[flight_key] = flight
+            flight.add_done_callback(lambda _: self._inflight.pop(flight_key, None))
+        # shield: a client that hangs up must not cancel the work others wait for
+        return await asyncio.shield(flight)
+
+    def _materialise(self, key: str, generation: int, produce: Callable[[], bytes]) -> Path:
+        data = produce()
+        path = Path(self._folder.name) / f"{generation}-{key.replace('/', '-')}"
+        path.write_bytes(data)
+        with self._lock:
+            old = self._cache.pop(key, None)
+            if old is not None and old.path != path:
+                self._forget(old)
+            elif old is not None:
+                self._bytes -= old.size
+            self._cache[key] = _Cached(path, len(data))
+            self._bytes += len(data)
+            if generation != self._generation:  # made for before a clear(): first out
+                self._cache.move_to_end(key, last=False)
+            while len(self._cache) > 1 and (
+                len(self._cache) > self._cache_entries or self._bytes > self._cache_bytes
+            ):
+                _, evicted = self._cache.popitem(last=False)
+                self._forget(evicted)
+        return path
+
+    def _forget(self, entry: _Cached) -> None:
+        self._bytes -= entry.size
+        with contextlib.suppress(OSError):
+            entry.path.unlink()
+
+    def _render(self, task: Task) -> bytes:
+        self.renders += 1
+        sound = self._backend.store.get_blob(task.sound.blob) if task.sound.blob else None
+        parent = task.parent
+
+        def render(sound: bytes | None, volume: float) -> bytes:
+            return media.render_result(
+                duration_ms=parent.duration_ms,
+                width=parent.width,
+                height=parent.height,
+                sound=sound,
+                sound_start_ms=task.sound.start_ms,
+                sound_end_ms=task.sound.end_ms,
+                insert_ms=task.sound.insert_ms,
+                sound_volume=volume,
+                original_volume=task.sound.original_volume,
+            )
+
+        try:
+            return render(sound, task.sound.sound_volume)
+        except media.MediaError as exc:
+            # The probe at create decodes every sample, so this takes a sound the probe never
+            # saw (a fixture, an older store). A result URL never answers 500: the result
+            # plays with the sound silenced, and the log says why.
+            log.warning("result %s: the sound cannot be rendered (%s); silenced", task.task_id, exc)
+            return render(None, 0.0)
+
+    def clear(self) -> None:
+        """Drop every cached file; renders in flight finish but are not served again."""
+        with self._lock:
+            self._generation += 1
+            entries = list(self._cache.values())
+            self._cache.clear()
+            for entry in entries:
+                self._forget(entry)
+        self._inflight.clear()
+
+    def close(self) -> None:
+        self.clear()
+        self._folder.cleanup()
+
+    @property
+    def cached(self) -> tuple[int, int]:
+        """(entries, bytes) the cache holds now."""
+        with self._lock:
+            return len(self._cache), self._bytes
+
+    async def by_url(self, url: str) -> bytes | None:
         """Resolver hook: bytes for one of our own file URLs, so the mock never calls itself."""
         prefix = self._base_url + "/files/"
         if not url.startswith(prefix):
             return None
-        path = urlsplit(url).path
-        name = path.rsplit("/", 1)[-1].split(".", 1)[0]
-        if "/files/audio/" in path:
-            return self.audio(name)
-        if "/files/videos/" in path:
-            return self.video(name)
-        return None
+        parts = urlsplit(url).path.split("/")
+        if len(parts) < 2 or parts[-2] not in ("audio", "videos"):
+            return None
+        path = await self.path(parts[-2], parts[-1])
+        if path is None:
+            return None
+        return await asyncio.to_thread(path.read_bytes)
+
+
+# RFC 9110 byte ranges; anything else in a Range header is ignored (the whole file, 200).
+_RANGE = re.compile(r"bytes=\s*(\d+-\d*|-\d+)(\s*,\s*(\d+-\d*|-\d+))*\s*")
+
+
+def _usable_range(value: str) -> bool:
+    if not _RANGE.fullmatch(value):
+        return False
+    for part in value.split("=", 1)[1].split(","):
+        start, _, end = part.strip().partition("-")
+        if start and end and int(start) > int(end):
+            return False
+    return True
+
+
+async def serve_file(request: Request) -> Response:
+    """GET /files/{kind}/{name}: 200, 206 for a byte range, 416 past the end, 1203 unknown."""
+    mock: Mock = request.app.state.mock
+    kind, name = request.path_params["kind"], request.path_params["name"]
+    path = await mock.files.path(kind, name)
+    stat = None
+    if path is not None:
+        try:
+            stat = await asyncio.to_thread(os.stat, path)
+        except OSError:  # evicted between lookup and stat: make it again
+            path = await mock.files.path(kind, name)
+            stat = await asyncio.to_thread(os.stat, path) if path is not None else None
+    if path is None or stat is None:
+        error = ApiError(NOT_FOUND, f"file not found or expired: {request.url.path}")
+        return responses.failure(error, mock.backend.ids.request_id(), mock.spec.http_status)
+    if not _usable_range(request.headers.get("range", "bytes=0-")):
+        request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"range"]
+    ext = name.partition(".")[2]
+    return FileResponse(path, media_type=MEDIA_TYPES[(kind, ext)], stat_result=stat)
