@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -36,7 +37,7 @@ class FetchTooLarge(FetchError):
 Fetcher = Callable[[str, int], Awaitable[bytes]]
 """Reads a loopback http(s) URL, refusing more than the given number of bytes."""
 
-OwnFiles = Callable[[str], bytes | None]
+OwnFiles = Callable[[str], Awaitable[bytes | None]]
 """Bytes of a file this mock serves itself (TTS audio, results), by absolute URL."""
 
 
@@ -180,7 +181,7 @@ class MediaResolver:
         self, url: str, limit: int, rule: str, size_rule: str, field: str
     ) -> bytes | None:
         """The bytes behind a URL we may read, or None when the URL is to be derived."""
-        own = self._own_files(url)
+        own = await self._own_files(url)
         if own is not None:
             return own
         scheme = split_url(url).scheme.lower()
@@ -227,7 +228,7 @@ class MediaResolver:
             return derive_video(url)
         if len(data) > MAX_VIDEO_BYTES:
             raise ApiError.rule_broken("video-size", f"{field}: the video is more than 100 MB")
-        meta = self._probe_video(data, url, field)
+        meta = await asyncio.to_thread(self._probe_video, data, url, field)
         check_video(meta, field)
         return meta
 
@@ -277,7 +278,7 @@ class MediaResolver:
         else:
             data = decode_base64(value, field)
             declared = None
-        meta = probe_sound(data, field, declared, self._probe)
+        meta = await asyncio.to_thread(probe_sound, data, field, declared, self._probe)
         check_sound(meta, field)
         return AudioMeta(
             duration_ms=meta.duration_ms,
