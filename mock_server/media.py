@@ -110,6 +110,8 @@ MAX_STREAMS = 16
 # A video frame is decoded only when its declared size is plausible; larger ones are reported
 # with their declared size, which the resolution rule refuses, without allocating the frame.
 MAX_PROBE_SIDE = 8192
+MAX_PIXELS = 3840 * 2160 * 2
+_DECODER_OPTIONS = {"max_pixels": str(MAX_PIXELS)}
 
 log = logging.getLogger("mock_server.media")
 
@@ -173,14 +175,32 @@ def format_from_extension(name: str) -> MediaFormat | None:
 
 
 def _open(source: BinaryIO) -> InputContainer:
-    """Open media for reading; undecodable tag text is replaced rather than fatal."""
-    return av.open(source, mode="r", metadata_errors="replace")
+    """Open media for reading; undecodable tag text is replaced rather than fatal.
+
+    FFmpeg's own limits keep a small file from costing much: at most MAX_STREAMS streams
+    (each would be probed) and frames of at most MAX_PIXELS pixels (a PNG in a MOV may
+    declare 16000x16000 and inflate to 256 MB).
+    """
+    container = av.open(
+        source,
+        mode="r",
+        metadata_errors="replace",
+        options={"max_streams": str(MAX_STREAMS)},
+        stream_options=[_DECODER_OPTIONS] * MAX_STREAMS,
+    )
+    for stream in container.streams:
+        stream.codec_context.options = dict(_DECODER_OPTIONS)
+    return container
 
 
 def _probe(source: BinaryIO, size: int) -> MediaInfo:
     deadline = time.monotonic() + PROBE_SECONDS
     try:
         container = _open(source)
+    except av.error.MemoryError as exc:  # what FFmpeg says past max_streams
+        raise MediaError(
+            f"media could not be decoded: more than {MAX_STREAMS} streams, or too large"
+        ) from exc
     except _AV_ERRORS as exc:
         raise MediaError(f"media could not be decoded: {_reason(exc)}") from exc
     try:
@@ -226,6 +246,10 @@ def _inspect(container: InputContainer, size: int, deadline: float) -> MediaInfo
         else:
             _decode(container, streams, full=False, deadline=deadline)
             duration_ms = declared
+        if max(width or 0, height or 0) <= MAX_PROBE_SIDE:
+            # as decoded: the decoder sets the size of the frames it actually produced
+            width = video.codec_context.width or None
+            height = video.codec_context.height or None
     if duration_ms <= 0:
         raise MediaError("media has no duration")
     return MediaInfo(

@@ -8,7 +8,9 @@ import random
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,71 @@ def silent_adts(size: int = 5 * 1024 * 1024, rate: int = 8000) -> bytes:
         at += length
     one = frames[len(frames) // 2]  # past the encoder's priming: a plain silent frame
     return one * (size // len(one))
+
+
+def png_bomb_mov(side: int = 16000, frames: int = 3) -> bytes:
+    """A MOV whose PNG frames declare side x side gray pixels, zeros that deflate ~1000:1."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    deflate = zlib.compressobj(9)
+    row = bytes(side + 1)  # filter byte + one gray byte per pixel
+    idat = b"".join(deflate.compress(row) for _ in range(side)) + deflate.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat)
+    png += chunk(b"IEND", b"")
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mov") as output:
+        stream = output.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "gray"
+        for index in range(frames):
+            packet = av.Packet(png)
+            packet.stream = stream
+            packet.time_base = Fraction(1, 1)
+            packet.pts = packet.dts = index
+            packet.duration = 1
+            output.mux(packet)
+    return buffer.getvalue()
+
+
+def many_streams_m4a(count: int = 300) -> bytes:
+    """An M4A of `count` short silent AAC tracks: FFmpeg probes every stream it opens."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="ipod") as output:
+        streams = [output.add_stream("aac", rate=8000) for _ in range(count)]
+        for stream in streams:
+            stream.layout = "mono"
+        for stream in streams:
+            frame = AudioFrame(format="s16", layout="mono", samples=8000 * 3)
+            frame.planes[0].update(bytes(8000 * 6))
+            frame.sample_rate = 8000
+            frame.pts = 0
+            output.mux(stream.encode(frame))
+            output.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+def wav(rate: int, samples: int) -> bytes:
+    """A mono 16-bit WAV of silence at any sample rate the header can hold."""
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2 % 2**32, 2, 16)
+    data = bytes(samples * 2)
+    riff = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    riff += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(riff)) + riff
+
+
+def giant_id3_mp3(tag_bytes: int = 4_900_000) -> bytes:
+    """A 3 s MP3 behind an ID3v2.3 tag holding one text frame of `tag_bytes` bytes."""
+
+    def synchsafe(n: int) -> bytes:
+        return bytes((n >> shift) & 127 for shift in (21, 14, 7, 0))
+
+    payload = b"\x03" + b"x" * tag_bytes
+    frame = b"TXXX" + struct.pack(">I", len(payload)) + b"\x00\x00" + payload
+    tag = b"ID3\x03\x00\x00" + synchsafe(len(frame)) + frame
+    return tag + media.make_audio(media.MediaFormat.MP3, 3000)
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -406,3 +473,67 @@ class TestRange:
         audio_url = data["task_result"]["audios"][0]["url"]
         audio = http.get(audio_url, headers={"Range": "bytes=0-3"})
         assert audio.status_code == 206 and len(audio.content) == 4
+
+
+class TestLookingFurther:
+    def test_png_bomb_video_is_refused_without_inflating(
+        self, server: ServerProcess, http: httpx.Client
+    ) -> None:
+        """A 0.7 MB MOV whose PNG frames declare 16000x16000 is refused, never inflated."""
+        bomb = png_bomb_mov()
+        with MediaServer({"/bomb.mov": bomb}) as files, Peak(server) as peak:
+            r = http.post(IDENTIFY, json={"video_url": files.url("/bomb.mov")}, headers=AUTH)
+        print(
+            f"\n[png bomb] {len(bomb)} bytes: code {r.json()['code']} "
+            f"{r.json()['message'][:90]!r}, peak RSS growth {peak.growth_mb:.0f} MB "
+            f"in {peak.seconds:.2f} s"
+        )
+        body = assert_envelope(r, 1201)
+        assert "rule video-" in body["message"]
+        assert peak.growth_mb < 32
+        assert peak.seconds < 2
+
+    def test_many_streams_are_refused_before_probing_them(
+        self, server: ServerProcess, http: httpx.Client
+    ) -> None:
+        """An M4A of 300 tracks is refused without FFmpeg probing each of them."""
+        many = many_streams_m4a()
+        with MediaServer({"/many.m4a": many}) as files:
+            sid = session(http)
+            with Peak(server) as peak:
+                r = create(http, sid, files.url("/many.m4a"))
+        print(
+            f"\n[300 streams] {len(many)} bytes: code {r.json()['code']}, "
+            f"peak RSS growth {peak.growth_mb:.0f} MB in {peak.seconds:.2f} s"
+        )
+        body = assert_envelope(r, 1201)
+        assert "rule sound-content" in body["message"]
+        assert peak.growth_mb < 32
+
+    @pytest.mark.parametrize(("rate", "samples"), [(1, 60), (100, 6000), (2**31 - 1, 480_000)])
+    def test_absurd_sample_rates_are_refused(
+        self, server: ServerProcess, http: httpx.Client, rate: int, samples: int
+    ) -> None:
+        """A WAV at 1 Hz (60 samples: "60 s" in 164 bytes) or 2 GHz is not a sound."""
+        with MediaServer({"/odd.wav": wav(rate, samples)}) as files:
+            r = create(http, session(http), files.url("/odd.wav"))
+        print(f"\n[{rate} Hz wav] code {r.json()['code']}: {r.json()['message'][:100]!r}")
+        body = assert_envelope(r, 1201)
+        assert "rule sound-content" in body["message"]
+
+    def test_giant_id3_tag_is_read_as_its_audio(
+        self, server: ServerProcess, http: httpx.Client
+    ) -> None:
+        """An MP3 behind a 4.9 MB ID3 tag is its 3 s of audio, and costs little."""
+        tagged = giant_id3_mp3()
+        assert media.probe_bytes(tagged).duration_ms in range(2950, 3100)
+        with MediaServer({"/tagged.mp3": tagged}) as files:
+            sid = session(http)
+            with Peak(server) as peak:
+                r = create(http, sid, files.url("/tagged.mp3"))
+        print(
+            f"\n[giant ID3] {len(tagged)} bytes: code {r.json()['code']}, "
+            f"peak RSS growth {peak.growth_mb:.0f} MB in {peak.seconds:.2f} s"
+        )
+        assert r.json()["code"] == 0, r.text
+        assert peak.growth_mb < 64
