@@ -13,7 +13,7 @@ from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import av
 import av.error
@@ -181,12 +181,14 @@ def _open(source: BinaryIO) -> InputContainer:
     (each would be probed) and frames of at most MAX_PIXELS pixels (a PNG in a MOV may
     declare 16000x16000 and inflate to 256 MB).
     """
+    # PyAV's stub types stream_options as list[str]; it takes one dict of options per stream.
+    per_stream = cast("list[str]", [_DECODER_OPTIONS] * MAX_STREAMS)
     container = av.open(
         source,
         mode="r",
         metadata_errors="replace",
         options={"max_streams": str(MAX_STREAMS)},
-        stream_options=[_DECODER_OPTIONS] * MAX_STREAMS,
+        stream_options=per_stream,
     )
     for stream in container.streams:
         stream.codec_context.options = dict(_DECODER_OPTIONS)
