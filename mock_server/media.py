@@ -125,10 +125,12 @@ _SPEECH_MIN_MS = 1000
 _SPEECH_SCALE_HZ = (196.0, 220.0, 247.0, 294.0, 330.0, 392.0, 440.0, 494.0)
 
 # Results are rendered at the parent's size, within the rules' own limits, and kept cheap: a
-# static picture at a low frame rate with a keyframe every ten seconds, x264's fastest preset.
+# static picture of two flat areas (a light box where the face would be) at 2 frames per second
+# with a keyframe every ten seconds, x264's fastest preset: ~50 KB and under a second for 60 s
+# of 1080p.
 MAX_RESULT_SIDE = 2160
 MAX_RESULT_MS = 60_000
-_RESULT_FPS = 4
+_RESULT_FPS = 2
 _RESULT_GOP_S = 10
 _BACKGROUND_HZ = 110
 _BACKGROUND_GAIN = 0.5  # the sine source peaks at 1/8 full scale
@@ -594,6 +596,20 @@ class _Pattern:
         return frame
 
 
+def _still(width: int, height: int) -> VideoFrame:
+    """A grey picture with a lighter box in its middle third, in yuv420p."""
+    frame = VideoFrame(width, height, "yuv420p")
+    luma, cb, cr = frame.planes
+    left, right = luma.line_size // 3, 2 * luma.line_size // 3
+    plain = bytes([70]) * luma.line_size
+    boxed = plain[:left] + bytes([170]) * (right - left) + plain[right:]
+    top, bottom = luma.height // 3, 2 * luma.height // 3
+    luma.update(plain * top + boxed * (bottom - top) + plain * (luma.height - bottom))
+    cb.update(bytes([120]) * cb.buffer_size)
+    cr.update(bytes([140]) * cr.buffer_size)
+    return frame
+
+
 def _packet_time(packet: Packet[Stream]) -> float:
     stamp = packet.dts if packet.dts is not None else packet.pts
     return float((stamp or 0) * packet.time_base) if packet.time_base else 0.0
@@ -609,8 +625,8 @@ def _encode_mp4(
     *,
     static: bool = False,
 ) -> bytes:
-    """An H.264/AAC MP4 of exactly duration_ms showing the drifting pattern (or, static, its
-    first picture throughout, with a keyframe every _RESULT_GOP_S seconds)."""
+    """An H.264/AAC MP4 of exactly duration_ms showing the drifting pattern (or, static, one
+    still picture throughout, with a keyframe every _RESULT_GOP_S seconds)."""
     count = max(1, math.ceil(duration_ms * fps / 1000))
     stamps = [i * 1000 // fps for i in range(count)] + [duration_ms]
     lengths = {stamps[i]: stamps[i + 1] - stamps[i] for i in range(count)}
@@ -632,7 +648,7 @@ def _encode_mp4(
             audio.layout = "mono"
         packets: list[Packet[Stream]] = []
         pattern = _Pattern(width, height)
-        still = pattern.frame(0) if static else None
+        still = _still(width, height) if static else None
         for index in range(count):
             frame = still or pattern.frame(index)
             frame.pts = stamps[index]
@@ -792,8 +808,8 @@ def render_result(
     """The playable H.264/AAC MP4 a finished lip-sync task returns, at the parent's size.
 
     The rules' own limits bound it: at most MAX_RESULT_MS long, sides at most MAX_RESULT_SIDE
-    (larger parents are scaled down). The picture is static and the frame rate low, so a
-    60 s 1080p result costs about a second.
+    (larger parents are scaled down). The picture is still and the frame rate low, so a
+    60 s 1080p result costs about a second and weighs about 1 MB (mostly its audio).
 
     The soundtrack is a quiet tone standing for the original audio (scaled by original_volume)
     mixed with ``sound`` cropped to [sound_start_ms, sound_end_ms), scaled by sound_volume and

@@ -407,6 +407,24 @@ class TestRender:
         assert watch.worst_ms < 500
         assert cached_s < 1.0
 
+    def test_first_download_of_a_one_minute_full_hd_result(
+        self, server: ServerProcess, http: httpx.Client, full_hd_minute: dict[str, bytes]
+    ) -> None:
+        """The first download of a 60 s 1080p result (its render) takes a few seconds at most."""
+        with MediaServer(full_hd_minute) as files:
+            url = _wanted_result(http, files, 60)
+            with Peak(server) as peak:
+                answer = http.get(url)
+        print(
+            f"\n[render 60 s 1080p x1] {answer.status_code} {len(answer.content)} bytes, "
+            f"{video_size(answer.content)}: {peak.seconds:.2f} s, "
+            f"peak RSS growth {peak.growth_mb:.0f} MB"
+        )
+        assert answer.status_code == 200
+        assert video_size(answer.content) == (1920, 1080)
+        assert peak.seconds < 10
+        assert peak.growth_mb < 150
+
     def test_result_url_as_video_url_does_not_block_the_loop(
         self, server: ServerProcess, http: httpx.Client, full_hd_minute: dict[str, bytes]
     ) -> None:
