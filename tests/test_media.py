@@ -482,3 +482,21 @@ class TestFileStore:
         assert data is not None and probe_bytes(data).has_video
         assert asyncio.run(read(url.replace("/videos/", "/videos/x"))) is None
         assert asyncio.run(read("https://example.com/files/videos/a.mp4")) is None
+
+    def test_audio_and_faces_never_evict_results(
+        self, make_client: Callable[..., TestClient]
+    ) -> None:
+        """Downloads of audio and face crops leave the cached results where they are."""
+        client = make_client()
+        mock = mock_of(client)
+        mock.files = files = FileStore(mock.backend, mock.base_url, cache_entries=1)
+        url = _succeeded_result(client, b64_audio(3000))
+        assert client.get(url).status_code == 200
+        tts = {"text": "hello there", "voice_id": "oversea_male1", "voice_language": "en"}
+        for index in range(3):
+            data = client.post("/v1/audio/tts", json=tts).json()["data"]
+            assert client.get(data["task_result"]["audios"][0]["url"]).status_code == 200
+            assert client.get(f"/files/faces/x{index}-0.png").status_code == 200
+        assert client.get(url).status_code == 200
+        assert files.renders == 1
+        files.close()

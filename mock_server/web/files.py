@@ -65,13 +65,57 @@ class _Cached:
     size: int
 
 
+class _Lru:
+    """Files on disk, least recently used out first past `entries` or `size` bytes.
+
+    Not locked: FileStore holds its lock around every call.
+    """
+
+    def __init__(self, entries: int, size: int) -> None:
+        self.max_entries = entries
+        self.max_bytes = size
+        self.files: OrderedDict[str, _Cached] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, key: str) -> Path | None:
+        cached = self.files.get(key)
+        if cached is None:
+            return None
+        self.files.move_to_end(key)
+        return cached.path
+
+    def put(self, key: str, entry: _Cached, *, stale: bool) -> None:
+        old = self.files.pop(key, None)
+        if old is not None:
+            self._drop(old, unlink=old.path != entry.path)
+        self.files[key] = entry
+        self.bytes += entry.size
+        if stale:  # made for before a clear(): first out
+            self.files.move_to_end(key, last=False)
+        while len(self.files) > 1 and (
+            len(self.files) > self.max_entries or self.bytes > self.max_bytes
+        ):
+            self._drop(self.files.popitem(last=False)[1])
+
+    def clear(self) -> None:
+        while self.files:
+            self._drop(self.files.popitem()[1])
+
+    def _drop(self, entry: _Cached, unlink: bool = True) -> None:
+        self.bytes -= entry.size
+        if unlink:
+            with contextlib.suppress(OSError):
+                entry.path.unlink()
+
+
 class FileStore:
-    """The files under /files/, materialised once each in a temporary folder.
+    """The files under /files/: TTS audio and results materialised once each on disk.
 
     A result is rendered on its first download, in a worker thread, once however many
-    downloads ask for it at the same time (single flight). The folder keeps at most
-    `cache_entries` files and `cache_bytes` bytes, least recently used first out;
-    `clear()` drops them all (the control API's reset).
+    downloads ask for it at the same time (single flight). Results and audio have a cache
+    each (so one kind never evicts the other), of at most `cache_entries` files and
+    `cache_bytes` bytes, least recently used first out; `clear()` drops them all (the
+    control API's reset). Face crops are tiny and made on each request.
     """
 
     def __init__(
@@ -83,12 +127,9 @@ class FileStore:
     ) -> None:
         self._backend = backend
         self._base_url = base_url
-        self._cache_entries = cache_entries
-        self._cache_bytes = cache_bytes
         self._folder = tempfile.TemporaryDirectory(prefix="lipsync-mock-files-")
         self._lock = threading.Lock()
-        self._cache: OrderedDict[str, _Cached] = OrderedDict()
-        self._bytes = 0
+        self._caches = {kind: _Lru(cache_entries, cache_bytes) for kind in ("audio", "videos")}
         self._generation = 0
         self._inflight: dict[str, asyncio.Future[Path]] = {}
         self.renders = 0  # results rendered so far: single flight is observable
@@ -108,9 +149,9 @@ class FileStore:
         return task
 
     async def path(self, kind: str, name: str) -> Path | None:
-        """The file behind /files/{kind}/{name}, made if needed; None when there is none."""
+        """The file behind /files/{audio,videos}/{name}, made if needed; None if there is none."""
         stem, _, ext = name.partition(".")
-        if (kind, ext) not in MEDIA_TYPES:
+        if (kind, ext) not in MEDIA_TYPES or kind not in self._caches:
             return None
         produce: Callable[[], bytes]
         if kind == "videos":
@@ -118,58 +159,40 @@ class FileStore:
             if task is None:
                 return None
             produce = lambda: self._render(task)  # noqa: E731 - one expression, named once
-        elif kind == "audio":
+        else:
             data = self.audio(stem)
             if data is None:
                 return None
             produce = lambda: data  # noqa: E731
-        else:
-            produce = lambda: face_png(stem)  # noqa: E731
-        return await self._single_flight(f"{kind}/{stem}", produce)
+        return await self._single_flight(kind, stem, produce)
 
-    async def _single_flight(self, key: str, produce: Callable[[], bytes]) -> Path:
+    async def _single_flight(self, kind: str, stem: str, produce: Callable[[], bytes]) -> Path:
         with self._lock:
-            cached = self._cache.get(key)
+            cached = self._caches[kind].get(stem)
             if cached is not None:
-                self._cache.move_to_end(key)
-                return cached.path
+                return cached
             generation = self._generation
-        flight_key = f"{generation}:{key}"
+        flight_key = f"{generation}:{kind}/{stem}"
         flight = self._inflight.get(flight_key)
         if flight is None:
             flight = asyncio.ensure_future(
-                asyncio.to_thread(self._materialise, key, generation, produce)
+                asyncio.to_thread(self._materialise, kind, stem, generation, produce)
             )
             self._inflight[flight_key] = flight
             flight.add_done_callback(lambda _: self._inflight.pop(flight_key, None))
         # shield: a client that hangs up must not cancel the work others wait for
         return await asyncio.shield(flight)
 
-    def _materialise(self, key: str, generation: int, produce: Callable[[], bytes]) -> Path:
+    def _materialise(
+        self, kind: str, stem: str, generation: int, produce: Callable[[], bytes]
+    ) -> Path:
         data = produce()
-        path = Path(self._folder.name) / f"{generation}-{key.replace('/', '-')}"
+        path = Path(self._folder.name) / f"{generation}-{kind}-{stem}"
         path.write_bytes(data)
         with self._lock:
-            old = self._cache.pop(key, None)
-            if old is not None and old.path != path:
-                self._forget(old)
-            elif old is not None:
-                self._bytes -= old.size
-            self._cache[key] = _Cached(path, len(data))
-            self._bytes += len(data)
-            if generation != self._generation:  # made for before a clear(): first out
-                self._cache.move_to_end(key, last=False)
-            while len(self._cache) > 1 and (
-                len(self._cache) > self._cache_entries or self._bytes > self._cache_bytes
-            ):
-                _, evicted = self._cache.popitem(last=False)
-                self._forget(evicted)
+            stale = generation != self._generation
+            self._caches[kind].put(stem, _Cached(path, len(data)), stale=stale)
         return path
-
-    def _forget(self, entry: _Cached) -> None:
-        self._bytes -= entry.size
-        with contextlib.suppress(OSError):
-            entry.path.unlink()
 
     def _render(self, task: Task) -> bytes:
         self.renders += 1
@@ -202,10 +225,8 @@ class FileStore:
         """Drop every cached file; renders in flight finish but are not served again."""
         with self._lock:
             self._generation += 1
-            entries = list(self._cache.values())
-            self._cache.clear()
-            for entry in entries:
-                self._forget(entry)
+            for cache in self._caches.values():
+                cache.clear()
         self._inflight.clear()
 
     def close(self) -> None:
@@ -214,9 +235,10 @@ class FileStore:
 
     @property
     def cached(self) -> tuple[int, int]:
-        """(entries, bytes) the cache holds now."""
+        """(files, bytes) the caches hold now."""
         with self._lock:
-            return len(self._cache), self._bytes
+            caches = self._caches.values()
+            return sum(len(c.files) for c in caches), sum(c.bytes for c in caches)
 
     async def by_url(self, url: str) -> bytes | None:
         """Resolver hook: bytes for one of our own file URLs, so the mock never calls itself."""
@@ -247,9 +269,14 @@ def _usable_range(value: str) -> bool:
 
 
 async def serve_file(request: Request) -> Response:
-    """GET /files/{kind}/{name}: 200, 206 for a byte range, 416 past the end, 1203 unknown."""
+    """GET /files/{kind}/{name}: 200, 206 for a byte range, 416 past the end, 1203 unknown.
+
+    Face crops (a few hundred bytes) are answered whole."""
     mock: Mock = request.app.state.mock
     kind, name = request.path_params["kind"], request.path_params["name"]
+    stem, _, ext = name.partition(".")
+    if (kind, ext) == ("faces", "png"):
+        return Response(face_png(stem), media_type=MEDIA_TYPES[(kind, ext)])
     path = await mock.files.path(kind, name)
     stat = None
     if path is not None:
@@ -263,5 +290,4 @@ async def serve_file(request: Request) -> Response:
         return responses.failure(error, mock.backend.ids.request_id(), mock.spec.http_status)
     if not _usable_range(request.headers.get("range", "bytes=0-")):
         request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"range"]
-    ext = name.partition(".")[2]
     return FileResponse(path, media_type=MEDIA_TYPES[(kind, ext)], stat_result=stat)
