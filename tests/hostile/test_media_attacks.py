@@ -379,6 +379,7 @@ def full_hd_minute() -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow  # three renders of 60 s of 1080p
 class TestRender:
     def test_one_minute_full_hd_renders_once_at_the_parent_size(
         self, server: ServerProcess, http: httpx.Client, full_hd_minute: dict[str, bytes]
