@@ -5,13 +5,15 @@ from __future__ import annotations
 import enum
 import functools
 import io
+import logging
 import math
 import os
+import time
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import av
 import av.error
@@ -25,6 +27,9 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 __all__ = [
+    "MAX_DECODE_MS",
+    "MAX_RESULT_MS",
+    "MAX_RESULT_SIDE",
     "MediaError",
     "MediaFormat",
     "MediaInfo",
@@ -69,6 +74,9 @@ class MediaInfo:
     has_video: bool
     width: int | None
     height: int | None
+    # The audio was decoded only up to the bound (MAX_DECODE_MS): it lasts at least
+    # duration_ms, probably much longer.
+    truncated: bool = False
 
 
 # Errors PyAV raises for bad input: FFmpegError and the builtin bases its subclasses mix in.
@@ -89,7 +97,23 @@ _EXTENSIONS: dict[str, MediaFormat] = {
 }
 
 _ISOBMFF = "mp4"  # one of the names in FFmpeg's "mov,mp4,m4a,3gp,3g2,mj2" demuxer
-_DECODED_DURATION_FORMATS = frozenset({MediaFormat.MP3, MediaFormat.AAC})
+
+# Media is trusted only as far as it was decoded. An audio probe decodes every sample, but no
+# more than the rules' maximum (60 s) plus a margin: past that the audio is reported as longer
+# (truncated), whatever its container claims, and the rules refuse it. A probe also stops, as
+# undecodable, after PROBE_SECONDS of wall time or when a stream decodes at an absurd rate.
+MAX_DECODE_MS = 65_000
+PROBE_SECONDS = 10.0
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 768_000
+MAX_STREAMS = 16
+# A video frame is decoded only when its declared size is plausible; larger ones are reported
+# with their declared size, which the resolution rule refuses, without allocating the frame.
+MAX_PROBE_SIDE = 8192
+MAX_PIXELS = 3840 * 2160 * 2
+_DECODER_OPTIONS = {"max_pixels": str(MAX_PIXELS)}
+
+log = logging.getLogger("mock_server.media")
 
 _AUDIO_RATE = 48_000
 _SPEECH_RATE = 24_000
@@ -100,8 +124,14 @@ _SPEECH_MS_PER_CHAR = 65
 _SPEECH_MIN_MS = 1000
 _SPEECH_SCALE_HZ = (196.0, 220.0, 247.0, 294.0, 330.0, 392.0, 440.0, 494.0)
 
-_RESULT_MAX_SIDE = 320
-_RESULT_FPS = 8
+# Results are rendered at the parent's size, within the rules' own limits, and kept cheap: a
+# static picture of two flat areas (a light box where the face would be) at 2 frames per second
+# with a keyframe every ten seconds, x264's fastest preset: ~50 KB and under a second for 60 s
+# of 1080p.
+MAX_RESULT_SIDE = 2160
+MAX_RESULT_MS = 60_000
+_RESULT_FPS = 2
+_RESULT_GOP_S = 10
 _BACKGROUND_HZ = 110
 _BACKGROUND_GAIN = 0.5  # the sine source peaks at 1/8 full scale
 _STAND_IN_HZ = 330
@@ -147,25 +177,51 @@ def format_from_extension(name: str) -> MediaFormat | None:
 
 
 def _open(source: BinaryIO) -> InputContainer:
-    """Open media for reading; undecodable tag text is replaced rather than fatal."""
-    return av.open(source, mode="r", metadata_errors="replace")
+    """Open media for reading; undecodable tag text is replaced rather than fatal.
+
+    FFmpeg's own limits keep a small file from costing much: at most MAX_STREAMS streams
+    (each would be probed) and frames of at most MAX_PIXELS pixels (a PNG in a MOV may
+    declare 16000x16000 and inflate to 256 MB).
+    """
+    # PyAV's stub types stream_options as list[str]; it takes one dict of options per stream.
+    per_stream = cast("list[str]", [_DECODER_OPTIONS] * MAX_STREAMS)
+    container = av.open(
+        source,
+        mode="r",
+        metadata_errors="replace",
+        options={"max_streams": str(MAX_STREAMS)},
+        stream_options=per_stream,
+    )
+    for stream in container.streams:
+        stream.codec_context.options = dict(_DECODER_OPTIONS)
+    return container
 
 
 def _probe(source: BinaryIO, size: int) -> MediaInfo:
+    deadline = time.monotonic() + PROBE_SECONDS
     try:
         container = _open(source)
+    except av.error.MemoryError as exc:  # what FFmpeg says past max_streams
+        raise MediaError(
+            f"media could not be decoded: more than {MAX_STREAMS} streams, or too large"
+        ) from exc
     except _AV_ERRORS as exc:
         raise MediaError(f"media could not be decoded: {_reason(exc)}") from exc
     try:
         with container:
-            return _inspect(container, size)
+            return _inspect(container, size, deadline)
     except MediaError:
         raise
     except _AV_ERRORS as exc:
         raise MediaError(f"media could not be decoded: {_reason(exc)}") from exc
 
 
-def _inspect(container: InputContainer, size: int) -> MediaInfo:
+def _inspect(container: InputContainer, size: int, deadline: float) -> MediaInfo:
+    if len(container.streams) > MAX_STREAMS:
+        raise MediaError(
+            f"media could not be decoded: {len(container.streams)} streams, "
+            f"more than the {MAX_STREAMS} a media file may hold"
+        )
     audio = container.streams.audio[0] if container.streams.audio else None
     video = next(
         (s for s in container.streams.video if not s.disposition & Disposition.attached_pic),
@@ -174,21 +230,32 @@ def _inspect(container: InputContainer, size: int) -> MediaInfo:
     if audio is None and video is None:
         raise MediaError("no audio or video stream found")
     fmt = _detect_format(container, has_video=video is not None)
-    streams: list[AudioStream | VideoStream] = [s for s in (audio, video) if s is not None]
-
-    declared = _declared_ms(container, streams)
-    if declared is None or fmt in _DECODED_DURATION_FORMATS:
-        duration_ms = _decode(container, streams, full=True)
-    else:
-        _decode(container, streams, full=False)
-        duration_ms = declared
-    if duration_ms <= 0:
-        raise MediaError("media has no duration")
-
     width = height = None
     if video is not None:
         width = video.codec_context.width or None
         height = video.codec_context.height or None
+
+    truncated = False
+    if video is None:
+        assert audio is not None
+        duration_ms, truncated = _decode_audio(container, audio, deadline)
+    else:
+        streams: list[AudioStream | VideoStream] = [s for s in (audio, video) if s is not None]
+        declared = _declared_ms(container, streams)
+        if max(width or 0, height or 0) > MAX_PROBE_SIDE:
+            # The rules refuse this size anyway: report it without decoding a frame of it.
+            duration_ms = declared or 0
+        elif declared is None:
+            duration_ms = _decode(container, streams, full=True, deadline=deadline)
+        else:
+            _decode(container, streams, full=False, deadline=deadline)
+            duration_ms = declared
+        if max(width or 0, height or 0) <= MAX_PROBE_SIDE:
+            # as decoded: the decoder sets the size of the frames it actually produced
+            width = video.codec_context.width or None
+            height = video.codec_context.height or None
+    if duration_ms <= 0:
+        raise MediaError("media has no duration")
     return MediaInfo(
         format=fmt,
         duration_ms=duration_ms,
@@ -197,7 +264,52 @@ def _inspect(container: InputContainer, size: int) -> MediaInfo:
         has_video=video is not None,
         width=width,
         height=height,
+        truncated=truncated,
     )
+
+
+def _check_rate(rate: int) -> None:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise MediaError(
+            f"audio could not be decoded: a sample rate of {rate} Hz "
+            f"(accepted: {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz)"
+        )
+
+
+def _decode_audio(
+    container: InputContainer, stream: AudioStream, deadline: float
+) -> tuple[int, bool]:
+    """Decoded duration of an audio stream, in ms, and whether decoding stopped at the bound.
+
+    At most _MAX_DECODE_ERRORS packets may fail (trailing padding, a glitch a player skips);
+    one more refuses the file. The render skips at least as many, so a sound the mock
+    accepts is one it can render.
+    """
+    _check_rate(stream.codec_context.sample_rate or stream.rate or 0)
+    seconds = Fraction(0)
+    limit = Fraction(MAX_DECODE_MS, 1000)
+    frames = errors = 0
+    for packet in container.demux(stream):
+        if time.monotonic() > deadline:
+            raise MediaError(f"audio could not be decoded within {PROBE_SECONDS:g} s")
+        try:
+            decoded = packet.decode()
+        except _AV_ERRORS as exc:
+            errors += 1
+            if errors > _MAX_DECODE_ERRORS:
+                raise MediaError(f"audio could not be decoded: {_reason(exc)}") from exc
+            continue
+        for frame in decoded:
+            if not isinstance(frame, AudioFrame):
+                continue
+            _check_rate(frame.sample_rate)
+            frames += 1
+            seconds += Fraction(frame.samples, frame.sample_rate)
+            if seconds > limit:
+                return round(seconds * 1000), True
+    if not frames:
+        raise MediaError("audio could not be decoded: no audio frames")
+    return round(seconds * 1000), False
 
 
 def _detect_format(container: InputContainer, *, has_video: bool) -> MediaFormat:
@@ -246,6 +358,7 @@ def _frames(
     container: InputContainer,
     streams: Sequence[AudioStream | VideoStream],
     failures: dict[int, BaseException],
+    deadline: float | None = None,
 ) -> Iterator[tuple[AudioStream | VideoStream, AudioFrame | VideoFrame]]:
     """Decode the streams, skipping a few bad packets like players do.
 
@@ -256,6 +369,8 @@ def _frames(
     errors = dict.fromkeys(by_index, 0)
     packets = 0
     for packet in container.demux(*streams):
+        if deadline is not None and time.monotonic() > deadline:
+            raise MediaError(f"media could not be decoded within {PROBE_SECONDS:g} s")
         stream = by_index[packet.stream.index]
         packets += 1
         try:
@@ -272,14 +387,22 @@ def _frames(
 
 
 def _decode(
-    container: InputContainer, streams: Sequence[AudioStream | VideoStream], *, full: bool
+    container: InputContainer,
+    streams: Sequence[AudioStream | VideoStream],
+    *,
+    full: bool,
+    deadline: float,
 ) -> int:
-    """Decode the streams (all of them, or until each yields a frame); returns decoded ms."""
+    """Decode the streams (all of them up to MAX_DECODE_MS, or until each yields a frame);
+    returns decoded ms."""
     spans = {stream.index: _Span() for stream in streams}
     failures: dict[int, BaseException] = {}
-    for stream, frame in _frames(container, streams, failures):
-        _account(spans[stream.index], frame, stream)
+    for stream, frame in _frames(container, streams, failures, deadline):
+        span = spans[stream.index]
+        _account(span, frame, stream)
         if not full and all(span.frames for span in spans.values()):
+            break
+        if full and _span_seconds(span, stream) * 1000 > MAX_DECODE_MS:
             break
 
     longest = 0.0
@@ -289,13 +412,15 @@ def _decode(
             failure = failures.get(stream.index)
             reason = _reason(failure) if failure else f"no {stream.type} frames"
             raise MediaError(f"{stream.type} could not be decoded: {reason}")
-        if isinstance(stream, AudioStream):
-            rate = stream.codec_context.sample_rate or stream.rate
-            seconds = span.samples / rate if rate else 0.0
-        else:
-            seconds = span.stop - (span.first or 0.0)
-        longest = max(longest, seconds)
+        longest = max(longest, _span_seconds(span, stream))
     return round(longest * 1000)
+
+
+def _span_seconds(span: _Span, stream: AudioStream | VideoStream) -> float:
+    if isinstance(stream, AudioStream):
+        rate = stream.codec_context.sample_rate or stream.rate
+        return span.samples / rate if rate else 0.0
+    return span.stop - (span.first or 0.0)
 
 
 def _account(
@@ -471,33 +596,61 @@ class _Pattern:
         return frame
 
 
+def _still(width: int, height: int) -> VideoFrame:
+    """A grey picture with a lighter box in its middle third, in yuv420p."""
+    frame = VideoFrame(width, height, "yuv420p")
+    luma, cb, cr = frame.planes
+    left, right = luma.line_size // 3, 2 * luma.line_size // 3
+    plain = bytes([70]) * luma.line_size
+    boxed = plain[:left] + bytes([170]) * (right - left) + plain[right:]
+    top, bottom = luma.height // 3, 2 * luma.height // 3
+    luma.update(plain * top + boxed * (bottom - top) + plain * (luma.height - bottom))
+    cb.update(bytes([120]) * cb.buffer_size)
+    cr.update(bytes([140]) * cr.buffer_size)
+    return frame
+
+
 def _packet_time(packet: Packet[Stream]) -> float:
     stamp = packet.dts if packet.dts is not None else packet.pts
     return float((stamp or 0) * packet.time_base) if packet.time_base else 0.0
 
 
 def _encode_mp4(
-    duration_ms: int, width: int, height: int, fps: int, pcm: bytes | None, rate: int
+    duration_ms: int,
+    width: int,
+    height: int,
+    fps: int,
+    pcm: bytes | None,
+    rate: int,
+    *,
+    static: bool = False,
 ) -> bytes:
-    """An H.264/AAC MP4 of exactly duration_ms showing the drifting pattern."""
+    """An H.264/AAC MP4 of exactly duration_ms showing the drifting pattern (or, static, one
+    still picture throughout, with a keyframe every _RESULT_GOP_S seconds)."""
     count = max(1, math.ceil(duration_ms * fps / 1000))
     stamps = [i * 1000 // fps for i in range(count)] + [duration_ms]
     lengths = {stamps[i]: stamps[i + 1] - stamps[i] for i in range(count)}
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="mp4") as output:
-        video = output.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "30"})
+        options = {"preset": "ultrafast", "crf": "30"}
+        if static:
+            options["tune"] = "stillimage"
+        video = output.add_stream("libx264", rate=fps, options=options)
         video.width = width
         video.height = height
         video.pix_fmt = "yuv420p"
         video.codec_context.time_base = _MS
+        if static:
+            video.codec_context.gop_size = fps * _RESULT_GOP_S
         audio = None
         if pcm is not None:
             audio = output.add_stream("aac", rate=rate)
             audio.layout = "mono"
         packets: list[Packet[Stream]] = []
         pattern = _Pattern(width, height)
+        still = _still(width, height) if static else None
         for index in range(count):
-            frame = pattern.frame(index)
+            frame = still or pattern.frame(index)
             frame.pts = stamps[index]
             frame.time_base = _MS
             packets.extend(video.encode(frame))
@@ -536,13 +689,14 @@ def make_video(
 
 
 def _result_size(width: int, height: int) -> tuple[int, int]:
-    """Scale so the longer side is at most _RESULT_MAX_SIDE, keeping both sides even."""
-    scale = min(1.0, _RESULT_MAX_SIDE / max(width, height))
+    """The parent's size, scaled down so the longer side is at most MAX_RESULT_SIDE; even."""
+    scale = min(1.0, MAX_RESULT_SIDE / max(width, height))
     return (max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2))
 
 
-def _decode_mono(data: bytes, rate: int) -> bytes:
-    """Decode the first audio stream of some media into signed 16-bit mono PCM."""
+def _decode_mono(data: bytes, rate: int, max_samples: int) -> bytes:
+    """Decode the first audio stream of some media into signed 16-bit mono PCM, stopping once
+    max_samples are decoded: what lies past them is never needed."""
     if not data:
         raise MediaError("empty file")
     chunks: list[bytes] = []
@@ -553,10 +707,16 @@ def _decode_mono(data: bytes, rate: int) -> bytes:
                 raise MediaError("no audio stream found")
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+            size = 0
             for _, frame in _frames(container, [stream], failures):
                 if isinstance(frame, AudioFrame):
-                    chunks.extend(_frame_pcm(out) for out in resampler.resample(frame))
-            chunks.extend(_frame_pcm(out) for out in resampler.resample(None))
+                    for out in resampler.resample(frame):
+                        chunks.append(_frame_pcm(out))
+                        size += out.samples
+                if size >= max_samples:
+                    break
+            else:
+                chunks.extend(_frame_pcm(out) for out in resampler.resample(None))
     except MediaError:
         raise
     except _AV_ERRORS as exc:
@@ -596,7 +756,8 @@ def _mix_result_audio(
     feed = b""
     if sound is not None:
         start = _samples(sound_start_ms, rate) * 2
-        feed = _decode_mono(sound, rate)[start : start + crop_samples * 2]
+        pcm = _decode_mono(sound, rate, _samples(sound_end_ms, rate))
+        feed = pcm[start : start + crop_samples * 2]
     if sound is None and crop_samples > 0:
         length_ms = sound_end_ms - sound_start_ms
         source = graph.add(
@@ -644,7 +805,11 @@ def render_result(
     sound_volume: float,
     original_volume: float,
 ) -> bytes:
-    """The playable H.264/AAC MP4 a finished lip-sync task returns, scaled down to <= 320 px.
+    """The playable H.264/AAC MP4 a finished lip-sync task returns, at the parent's size.
+
+    The rules' own limits bound it: at most MAX_RESULT_MS long, sides at most MAX_RESULT_SIDE
+    (larger parents are scaled down). The picture is still and the frame rate low, so a
+    60 s 1080p result costs about a second and weighs about 1 MB (mostly its audio).
 
     The soundtrack is a quiet tone standing for the original audio (scaled by original_volume)
     mixed with ``sound`` cropped to [sound_start_ms, sound_end_ms), scaled by sound_volume and
@@ -661,8 +826,13 @@ def render_result(
     for name, volume in (("sound_volume", sound_volume), ("original_volume", original_volume)):
         if not 0.0 <= volume <= 2.0:
             raise ValueError(f"{name} must lie in [0, 2]")
+    duration_ms = min(duration_ms, MAX_RESULT_MS)
+    sound_end_ms = min(sound_end_ms, sound_start_ms + duration_ms)
+    insert_ms = min(insert_ms, duration_ms)
     pcm = _mix_result_audio(
         duration_ms, sound, sound_start_ms, sound_end_ms, insert_ms, sound_volume, original_volume
     )
     out_width, out_height = _result_size(width, height)
-    return _encode_mp4(duration_ms, out_width, out_height, _RESULT_FPS, pcm, _AUDIO_RATE)
+    return _encode_mp4(
+        duration_ms, out_width, out_height, _RESULT_FPS, pcm, _AUDIO_RATE, static=True
+    )

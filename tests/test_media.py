@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import concurrent.futures
 import io
 import itertools
 import math
 import random
 from array import array
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import av
 import pytest
+from starlette.testclient import TestClient
 
+from mock_server import media as media_module
 from mock_server.media import (
     MediaError,
     MediaFormat,
+    MediaInfo,
     format_from_extension,
     make_audio,
     make_video,
@@ -24,6 +32,9 @@ from mock_server.media import (
     speech_duration_ms,
     synthesize_speech,
 )
+from mock_server.web.files import FileStore
+
+from .conftest import b64_audio, create_body, face_choose, identify, mock_of
 
 AUDIO_FORMATS = [MediaFormat.MP3, MediaFormat.WAV, MediaFormat.M4A, MediaFormat.AAC]
 RATE = 48_000
@@ -251,15 +262,18 @@ class TestRenderResult:
     @pytest.mark.parametrize(
         ("duration_ms", "width", "height", "expected_size"),
         [
-            (2000, 720, 1280, (180, 320)),
-            (4321, 1280, 720, (320, 180)),
-            (60_000, 1920, 1080, (320, 180)),
+            (2000, 720, 1280, (720, 1280)),
+            (4321, 1280, 720, (1280, 720)),
+            (60_000, 1920, 1080, (1920, 1080)),
+            (3000, 3840, 2160, (2160, 1216)),
+            (3001, 641, 479, (640, 480)),
         ],
     )
     def test_result_probes_as_requested(
         self, duration_ms: int, width: int, height: int, expected_size: tuple[int, int]
     ) -> None:
-        """The result is an MP4 with audio and video, the requested duration and <= 320 px."""
+        """The result is an MP4 with audio and video, the requested duration and the parent's size
+        (even, longer side at most 2160 px)."""
         data = render_result(
             duration_ms=duration_ms,
             width=width,
@@ -368,3 +382,120 @@ class TestRenderResult:
                 sound_volume=1.0,
                 original_volume=1.0,
             )
+
+
+def _succeeded_result(client: TestClient, sound_file: str) -> str:
+    """The result URL of a task made with sound_file, after the clock let it succeed."""
+    session = identify(client)["session_id"]
+    body = create_body(session, face_choose=[face_choose(sound_file=sound_file)])
+    r = client.post("/v1/videos/advanced-lip-sync", json=body)
+    assert r.json()["code"] == 0, r.text
+    task_id = r.json()["data"]["task_id"]
+    client.post("/__admin/clock/advance", json={"ms": 10_000})
+    task = client.get(f"/v1/videos/advanced-lip-sync/{task_id}").json()["data"]
+    url: str = task["task_result"]["videos"][0]["url"]
+    return url
+
+
+class TestFileStore:
+    def test_parallel_first_downloads_render_once(self, client: TestClient) -> None:
+        """Parallel first downloads of a result share one render; later ones hit the cache."""
+        files = mock_of(client).files
+        url = _succeeded_result(client, b64_audio(3000))
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: client.get(url), range(4)))
+        assert [a.status_code for a in answers] == [200] * 4
+        assert len({a.content for a in answers}) == 1
+        assert client.get(url).content == answers[0].content
+        assert files.renders == 1
+        assert files.cached[0] == 1
+
+    def test_result_has_the_parent_size(self, client: TestClient) -> None:
+        """A result is as large as the parent video the session was made from."""
+        url = _succeeded_result(client, b64_audio(3000))
+        parent = mock_of(client).backend.result_task(
+            urlsplit(url).path.rsplit("/", 1)[-1].split(".")[0]
+        )
+        assert parent is not None
+        with av.open(io.BytesIO(client.get(url).content)) as container:
+            video = container.streams.video[0].codec_context
+            assert (video.width, video.height) == (parent.parent.width, parent.parent.height)
+
+    def test_clear_drops_every_cached_render(self, client: TestClient) -> None:
+        """clear() empties the cache and its folder; the next download renders again."""
+        files = mock_of(client).files
+        url = _succeeded_result(client, b64_audio(3000))
+        first = client.get(url)
+        assert files.cached[0] == 1
+        files.clear()
+        assert files.cached == (0, 0)
+        assert client.get(url).content == first.content
+        assert files.renders == 2
+
+    def test_cache_is_bounded_in_entries(self, make_client: Callable[..., TestClient]) -> None:
+        """The cache keeps at most cache_entries files, least recently used out first."""
+        client = make_client()
+        mock = mock_of(client)
+        mock.files = files = FileStore(mock.backend, mock.base_url, cache_entries=2)
+        urls = [_succeeded_result(client, b64_audio(3000 + i * 100)) for i in range(3)]
+        for url in urls:
+            assert client.get(url).status_code == 200
+        assert files.cached[0] == 2
+        files.close()
+
+    def test_unrenderable_sound_plays_silenced(
+        self, client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A sound that slipped past the probe and fails to render gives a silenced result,
+        never an HTTP 500."""
+        garbage = b"\xff\xf1" + random.Random(3).randbytes(50_000)
+        fake = MediaInfo(MediaFormat.AAC, 3000, len(garbage), True, False, None, None)
+        monkeypatch.setattr(media_module, "probe_bytes", lambda data: fake)
+        url = _succeeded_result(client, base64.b64encode(garbage).decode())
+        r = client.get(url)
+        assert r.status_code == 200
+        assert probe_bytes(r.content).has_video
+        assert "cannot be rendered" in caplog.text
+
+    def test_range_is_honoured(self, client: TestClient) -> None:
+        """Byte ranges answer 206, past-the-end ones 416, a malformed Range the whole file."""
+        url = _succeeded_result(client, b64_audio(3000))
+        whole = client.get(url).content
+        part = client.get(url, headers={"Range": "bytes=0-9"})
+        assert part.status_code == 206 and part.content == whole[:10]
+        assert part.headers["content-range"] == f"bytes 0-9/{len(whole)}"
+        assert client.get(url, headers={"Range": f"bytes={len(whole)}-"}).status_code == 416
+        for junk in ("bytes=9-2", "items=0-1", "bytes=abc", "bytes="):
+            r = client.get(url, headers={"Range": junk})
+            assert (r.status_code, r.content) == (200, whole), junk
+
+    def test_own_result_url_is_read_without_a_request(self, client: TestClient) -> None:
+        """by_url hands the resolver a result's bytes (rendered off the loop), or None."""
+        mock = mock_of(client)
+        url = _succeeded_result(client, b64_audio(3000))
+
+        async def read(target: str) -> bytes | None:
+            return await mock.files.by_url(target)
+
+        data = asyncio.run(read(url))
+        assert data is not None and probe_bytes(data).has_video
+        assert asyncio.run(read(url.replace("/videos/", "/videos/x"))) is None
+        assert asyncio.run(read("https://example.com/files/videos/a.mp4")) is None
+
+    def test_audio_and_faces_never_evict_results(
+        self, make_client: Callable[..., TestClient]
+    ) -> None:
+        """Downloads of audio and face crops leave the cached results where they are."""
+        client = make_client()
+        mock = mock_of(client)
+        mock.files = files = FileStore(mock.backend, mock.base_url, cache_entries=1)
+        url = _succeeded_result(client, b64_audio(3000))
+        assert client.get(url).status_code == 200
+        tts = {"text": "hello there", "voice_id": "oversea_male1", "voice_language": "en"}
+        for index in range(3):
+            data = client.post("/v1/audio/tts", json=tts).json()["data"]
+            assert client.get(data["task_result"]["audios"][0]["url"]).status_code == 200
+            assert client.get(f"/files/faces/x{index}-0.png").status_code == 200
+        assert client.get(url).status_code == 200
+        assert files.renders == 1
+        files.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 from typing import Any
@@ -11,10 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..domain.errors import NOT_FOUND, ApiError
-from . import responses, serialize
+from . import serialize
 from .compose import Mock
-from .files import face_png
+from .files import serve_file
 from .pipeline import Call, endpoint
 
 
@@ -74,25 +72,6 @@ async def create_tts(call: Call) -> tuple[Any, dict[str, str] | None]:
 
 
 # -- files, spec and errors ------------------------------------------------------------------
-
-
-async def serve_file(request: Request) -> Response:
-    mock: Mock = request.app.state.mock
-    kind, name = request.path_params["kind"], request.path_params["name"]
-    stem, _, ext = name.partition(".")
-    data: bytes | None = None
-    media_type = "application/octet-stream"
-    if kind == "audio" and ext == "mp3":
-        data, media_type = mock.files.audio(stem), "audio/mpeg"
-    elif kind == "videos" and ext == "mp4":
-        data = await asyncio.to_thread(mock.files.video, stem)
-        media_type = "video/mp4"
-    elif kind == "faces" and ext == "png":
-        data, media_type = face_png(stem), "image/png"
-    if data is None:
-        error = ApiError(NOT_FOUND, f"file not found or expired: {request.url.path}")
-        return responses.failure(error, mock.backend.request_id(), mock.spec.http_status)
-    return Response(data, media_type=media_type)
 
 
 async def openapi_yaml(request: Request) -> Response:

@@ -105,6 +105,7 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> Starle
                 await ticker
             await mock.callbacks.aclose()
             await mock.http.aclose()
+            mock.files.close()
             mock.backend.close()
 
     app = Starlette(

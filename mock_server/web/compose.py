@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
 from collections.abc import Callable
@@ -141,7 +140,7 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
     never_self = config.allow_self_requests
 
     async def own_files(url: str) -> bytes | None:
-        return await asyncio.to_thread(files.by_url, url)
+        return await files.by_url(url)
 
     resolver = MediaResolver(
         fixtures,
