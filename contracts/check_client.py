@@ -47,10 +47,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from jsonschema.exceptions import ValidationError
-
 from mock_server.admin_client import AdminClient
 from mock_server.domain.errors import ApiError
+from mock_server.schema_errors import explain
 from mock_server.spec import Spec, load_spec
 
 from .scenarios import RETRYABLE_CODES
@@ -265,30 +264,6 @@ def _unsummarise(value: Any) -> Any:
     return value
 
 
-def _field_path(parts: Iterable[Any]) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-def _schema_rule(spec: Spec, operation: str, path: str) -> str | None:
-    generic = re.sub(r"\[\d+\]", "[]", path)
-    for rule in spec.rules.values():
-        if rule.check == "schema" and rule.operation == operation and generic in rule.fields:
-            return rule.id
-    return None
-
-
-def _error_field(error: ValidationError) -> str:
-    path = _field_path(error.absolute_path)
-    if error.validator == "required" and isinstance(error.instance, dict):
-        missing = re.search(r"'([^']+)' is a required property", error.message)
-        if missing:
-            path = (path + "." if path else "") + missing.group(1)
-    return path or "body"
-
-
 def _check_schema(ctx: _Context, entry: _Entry) -> set[str]:
     """Re-validate the body and parameters; returns the rules found broken."""
     broken: set[str] = set()
@@ -309,14 +284,14 @@ def _check_schema(ctx: _Context, entry: _Entry) -> set[str]:
                 broken.add(rule)
         # The mock stops at the first violation; a report lists every one.
         for error in ctx.spec.validator(schema).iter_errors(body):
-            where = _error_field(error)
-            if where in reported:
+            explained = explain(error, entry.operation, ctx.spec.schema_rules)
+            if explained.field in reported:
                 continue
-            reported.add(where)
-            rule = _schema_rule(ctx.spec, entry.operation, where)
-            detail = error.message if len(error.message) < 200 else error.message[:200] + "..."
-            text = f"{where}: {detail}" + (f" (rule {rule})" if rule else "")
-            ctx.add(entry, Check.SPEC_VIOLATION, text, rule=rule, field=where)
+            reported.add(explained.field)
+            rule = explained.rule
+            ctx.add(
+                entry, Check.SPEC_VIOLATION, explained.message, rule=rule, field=explained.field
+            )
             if rule:
                 broken.add(rule)
     broken |= _check_parameters(ctx, entry)
