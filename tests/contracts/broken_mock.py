@@ -80,12 +80,31 @@ def _sessions_never_expire() -> None:
     rules.check_session = check_session
 
 
+def _timestamps_in_seconds() -> None:
+    """`created_at` and `updated_at` are Unix seconds instead of the documented milliseconds."""
+
+    def in_seconds(shape: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        def wrapped(*args: Any) -> dict[str, Any]:
+            data = shape(*args)
+            for key in ("created_at", "updated_at"):
+                if isinstance(data.get(key), int):
+                    data[key] //= 1000
+            return data
+
+        return wrapped
+
+    serialize.task = in_seconds(serialize.task)
+    serialize.created_task = in_seconds(serialize.created_task)
+    serialize.tts = in_seconds(serialize.tts)
+
+
 VARIANTS: dict[str, Callable[[], None]] = {
     "sound-duration-1900": _accept_short_audio,
     "succeeded": _succeeded_status,
     "not-found-400": _not_found_as_bad_request,
     "overlap-1000": _short_overlap,
     "sessions-never-expire": _sessions_never_expire,
+    "timestamps-in-seconds": _timestamps_in_seconds,
 }
 
 
