@@ -39,7 +39,6 @@ import enum
 import json
 import re
 import sys
-import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from mock_server.domain.errors import ApiError
 from mock_server.schema_errors import explain
 from mock_server.spec import Spec, load_spec
 
+from .report import JUnitCase, json_text, junit_xml, table
 from .scenarios import RETRYABLE_CODES
 
 __all__ = [
@@ -518,13 +518,7 @@ def render_text(findings: Sequence[Finding], requests: int) -> str:
         return summary + "\n"
     header = ("seq", "request", "severity", "check", "finding")
     rows = [(str(f.seq), f.request, f.severity.value, f.check.value, f.message) for f in findings]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    lines = []
-    for row in [header, *rows]:
-        cells = [row[i].ljust(widths[i]) for i in range(4)]
-        lines.append("  ".join([*cells, row[4]]).rstrip())
-    lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 7)
-    return "\n".join([*lines, "", summary]) + "\n"
+    return "\n".join([table(header, rows), "", summary]) + "\n"
 
 
 def render_json(findings: Sequence[Finding], requests: int) -> str:
@@ -535,7 +529,7 @@ def render_json(findings: Sequence[Finding], requests: int) -> str:
         "warnings": warnings,
         "findings": [f.to_dict() for f in findings],
     }
-    return json.dumps(report, indent=2) + "\n"
+    return json_text(report) + "\n"
 
 
 def render_junit(findings: Sequence[Finding], entries: Iterable[Mapping[str, Any] | Any]) -> str:
@@ -544,36 +538,32 @@ def render_junit(findings: Sequence[Finding], entries: Iterable[Mapping[str, Any
     by_seq: dict[int, list[Finding]] = defaultdict(list)
     for f in findings:
         by_seq[f.seq].append(f)
-    suite = ET.Element(
-        "testsuite",
-        name="check-client",
-        tests=str(len(parsed)),
-        failures=str(sum(1 for e in parsed if _has_error(by_seq[e.seq]))),
-        errors="0",
-    )
+    cases = []
     for entry in parsed:
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            classname=f"check-client.{entry.operation or 'unrouted'}",
-            name=f"#{entry.seq} {entry.method} {entry.path}",
-        )
         found = by_seq[entry.seq]
         failing = [f for f in found if f.severity is Severity.ERROR]
-        if failing:
-            failure = ET.SubElement(
-                case, "failure", message=failing[0].message, type=failing[0].check.value
-            )
-            failure.text = "\n".join(f"[{f.check.value}] {f.message}" for f in failing)
         warnings = [f for f in found if f.severity is Severity.WARNING]
-        if warnings:
-            out = ET.SubElement(case, "system-out")
-            out.text = "\n".join(f"warning [{f.check.value}] {f.message}" for f in warnings)
-    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
-
-
-def _has_error(findings: Sequence[Finding]) -> bool:
-    return any(f.severity is Severity.ERROR for f in findings)
+        cases.append(
+            JUnitCase(
+                f"check-client.{entry.operation or 'unrouted'}",
+                f"#{entry.seq} {entry.method} {entry.path}",
+                failure=(
+                    (
+                        failing[0].message,
+                        "\n".join(f"[{f.check.value}] {f.message}" for f in failing),
+                    )
+                    if failing
+                    else None
+                ),
+                failure_type=failing[0].check.value if failing else "",
+                system_out=(
+                    "\n".join(f"warning [{f.check.value}] {f.message}" for f in warnings)
+                    if warnings
+                    else None
+                ),
+            )
+        )
+    return junit_xml("check-client", cases, wrap=False) + "\n"
 
 
 # -- command line ------------------------------------------------------------------------------

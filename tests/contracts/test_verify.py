@@ -23,16 +23,15 @@ from contracts.verify import (
     SCHEMATHESIS_CHECKS,
     Credentials,
     VerifyOptions,
-    _control_api,
-    _MediaServer,
     add_arguments,
     verify,
 )
+from contracts.verify.checks.rules import MEDIA_RULES, TIME_RULES
+from contracts.verify.control import control_api
+from contracts.verify.media_server import MediaServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = resolve_spec()
-TIME_RULES = ("session-valid", "audio-id-recent", "video-id-recent")
-MEDIA_RULES = ("video-size", "video-duration", "video-resolution")
 # Short phases so that tasks end within the run.
 MOCK_OPTIONS = ["--submit-delay", "0.2", "--processing-delay", "0.3", "--log-level", "warning"]
 
@@ -178,24 +177,24 @@ class TestRulesNeedingTimeOrMedia:
     def test_no_control_api_for_a_remote_target_by_default(self) -> None:
         """A non-loopback target's clock is never moved unless asked, and the reason says so."""
         options = VerifyOptions("https://api-singapore.klingai.com", Credentials(api_key="k"))
-        admin, reason = _control_api(options)
+        admin, reason = control_api(options)
         assert admin is None and "not on loopback" in reason
 
     def test_no_control_api_when_turned_off(self) -> None:
         """`control_api=False` keeps verify off the control API even on loopback."""
         options = VerifyOptions("http://127.0.0.1:9", Credentials(api_key="k"), control_api=False)
-        admin, reason = _control_api(options)
+        admin, reason = control_api(options)
         assert admin is None and "--no-control-api" in reason
 
     def test_no_control_api_when_the_target_has_none(self) -> None:
         """A loopback target that does not answer GET /__admin/clock gets the time rules skipped."""
         options = VerifyOptions("http://127.0.0.1:9", Credentials(api_key="k"), request_timeout_s=2)
-        admin, reason = _control_api(options)
+        admin, reason = control_api(options)
         assert admin is None and "no control API" in reason
 
     def test_media_server_streams_an_oversize_response(self) -> None:
         """The oversize URL announces and streams limit + 1 zero bytes."""
-        server = _MediaServer()
+        server = MediaServer()
         try:
             size = int(SPEC.rules["video-size"].boundary) + 1
             with httpx.stream("GET", server.oversize(size), trust_env=False) as response:
