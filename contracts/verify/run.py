@@ -55,6 +55,7 @@ def verify(options: VerifyOptions, progress: Progress | None = None) -> VerifyRe
         say(f"verify {options.base_url} (seed {seed})")
         admin, no_clock = control_api(options)
         ctx = Context(target, seed, say, admin, no_clock)
+        target.observers.append(ctx.units.observe)
         first = session.open_session(ctx)
         if first is None:
             say("no session: identify-face refused every video")

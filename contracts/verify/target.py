@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,10 @@ def summarise(value: Any, limit: int = 400) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+Observer = Callable[[str, str, Any, "Answer"], None]
+"""Told of every answer to a request verify sends: (operationId, label, request, answer)."""
+
+
 class Target:
     """The server under test, reached through schemathesis' transport so that its response checks
     (and ours) run on every request verify sends itself."""
@@ -98,6 +102,7 @@ class Target:
         self.schema = schemathesis.openapi.from_dict(copy.deepcopy(dict(spec.document)))
         self.base_url = options.base_url.rstrip("/")
         self.http = httpx.Client(timeout=options.request_timeout_s, trust_env=False)
+        self.observers: list[Observer] = []
 
     def close(self) -> None:
         self.http.close()
@@ -138,6 +143,9 @@ class Target:
                 failure = answer.failure(name, operation.label, reason[:600], request)
             self.report.record(name, CheckKind.SCHEMATHESIS, failure)
         self._check_envelope(answer, operation.label, request)
+        sent = body if body is not None else dict(query or path_parameters or {})
+        for observe in self.observers:
+            observe(operation_id, operation.label, sent, answer)
         return answer
 
     def send_raw(self, path: str, content: bytes, content_type: str) -> Answer:

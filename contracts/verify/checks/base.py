@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, Phase, given, settings
@@ -20,6 +19,7 @@ from ...report import CheckFailure, CheckKind
 from ..control import ClockMover
 from ..media_server import MediaServer
 from ..target import Answer, Target, summarise
+from .units import UnitChecks
 
 T = TypeVar("T")
 Progress = Callable[[str], None]
@@ -68,6 +68,7 @@ class Context:
             self.options.sound_duration_ms
         )
         self.audio_ms = self.options.sound_duration_ms
+        self.units = UnitChecks(self.spec, self.report)
         self._seq = 0
 
     def next_seed(self) -> int:
@@ -166,15 +167,3 @@ def draw(strategy: st.SearchStrategy[T], count: int, seed: int) -> list[T]:
 
     collect()
     return drawn[:count]
-
-
-def ms(seconds: Any) -> int | None:
-    """A duration written in seconds (``"5.2"``), in milliseconds; None when it is not one.
-
-    >>> ms("5.2"), ms("x")
-    (5200, None)
-    """
-    try:
-        return int(Decimal(str(seconds)) * 1000)
-    except (InvalidOperation, ValueError):
-        return None

@@ -6,7 +6,8 @@ import uuid
 from typing import Any
 
 from ... import strategies
-from .base import CREATE, IDENTIFY, Context, Session, ms
+from .base import CREATE, IDENTIFY, Context, Session
+from .units import ms
 
 
 def open_session(ctx: Context) -> Session | None:

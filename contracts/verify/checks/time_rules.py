@@ -15,9 +15,10 @@ from mock_server.spec import Rule
 
 from ... import strategies
 from ...report import CheckKind
-from .base import CREATE, IDENTIFY, TTS, Context, Session, ms
+from .base import CREATE, IDENTIFY, TTS, Context, Session
 from .rules import TIME_RULES
 from .session import create_body, plain_session, window_ms
+from .units import ms
 
 TTS_TEXT: Final = (
     "This sentence is spoken by the text to speech API so that its audio id can be used "
