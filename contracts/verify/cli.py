@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="never use the control API: the time rules are not exercised",
     )
+    add("--no-callbacks", action="store_true", help="do not check the callbacks the server sends")
+    add("--webhook-secret", default=None, help="whsec_... secret: check every callback's signature")
+    add("--callback-url", default=None, help="public URL forwarded to verify's callback receiver")
+    add("--callback-port", type=int, default=0, help="port of the receiver on 127.0.0.1 (free)")
+    add("--callback-timeout", type=float, default=10.0, help="seconds to wait for a callback (10)")
     add("--junit-xml", default=None, metavar="FILE", help="write a JUnit XML report")
     add("--report", choices=["text", "json"], default="text", help="output format")
     add("--report-file", default=None, metavar="FILE", help="write the report here, not stdout")
@@ -76,6 +81,11 @@ def options_from_args(args: argparse.Namespace, say: Progress) -> VerifyOptions:
         request_timeout_s=args.request_timeout,
         schemathesis=not args.no_schemathesis,
         control_api=args.control_api,
+        callbacks=not args.no_callbacks,
+        webhook_secret=args.webhook_secret,
+        callback_url=args.callback_url,
+        callback_port=args.callback_port,
+        callback_timeout_s=args.callback_timeout,
     )
 
 

@@ -99,6 +99,13 @@ class VerifyOptions:
             need time to pass (sessions after 24 h, TTS audio and result videos after 30 days):
             ``None`` uses it when the base URL is on loopback. It moves the mock's clock forward,
             after every other check has run.
+        callbacks: Create tasks with a callback URL and check the callbacks the server sends.
+        webhook_secret: The account's Standard Webhooks secret (``whsec_...``): every callback
+            must then carry a valid signature.
+        callback_url: A public URL forwarded to verify's receiver (for a server that cannot
+            reach 127.0.0.1); the receiver's own loopback URL by default.
+        callback_port: The receiver's port on 127.0.0.1 (a free one by default).
+        callback_timeout_s: How long to wait for a task's terminal callback once it ended.
     """
 
     base_url: str
@@ -115,3 +122,8 @@ class VerifyOptions:
     request_timeout_s: float = 30.0
     schemathesis: bool = True
     control_api: bool | None = None
+    callbacks: bool = True
+    webhook_secret: str | None = None
+    callback_url: str | None = None
+    callback_port: int = 0
+    callback_timeout_s: float = 10.0

@@ -12,8 +12,10 @@ from mock_server.admin_client import AdminClient, AdminError
 
 from .. import strategies
 from ..report import CheckKind
-from .checks import lifecycle, rules, session, time_rules, valid
+from .checks import callbacks, lifecycle, rules, session, time_rules, valid
 from .checks.base import Context
+from .checks.callbacks import CALLBACK_CHECKS
+from .checks.units import UNIT_CHECKS
 from .control import control_api
 from .engine import run_schemathesis
 from .options import VerifyOptions
@@ -27,6 +29,8 @@ KLING_CHECKS = (
     "kling_positive_refusal",
     "valid_requests_accepted",
     "task_lifecycle",
+    *UNIT_CHECKS,
+    *CALLBACK_CHECKS,
 )
 """Our checks that are not tied to one rule."""
 
@@ -64,6 +68,7 @@ def verify(options: VerifyOptions, progress: Progress | None = None) -> VerifyRe
             valid.valid_requests(ctx, first)
         rules.rules(ctx, first)
         lifecycle.lifecycle(ctx, first)
+        callbacks.callbacks(ctx, first)
         for name in KLING_CHECKS:
             report.check(name, CheckKind.KLING)
         if options.schemathesis:

@@ -71,7 +71,10 @@ def _create_rule(ctx: Context, rule: Rule, session: Session | None, n: int) -> N
     if session is None or session.video_ms is None:
         ctx.skip_rule(rule.id, "no session: identify-face or the first task failed")
         return
-    missing = missing_rules(ctx, session) or {}
+    missing = missing_rules(ctx, session)
+    if missing is None:
+        ctx.skip_rule(rule.id, "the session's faces leave no room for a valid create-task body")
+        return
     if rule.id in missing:
         ctx.skip_rule(rule.id, missing[rule.id])
         return
