@@ -23,6 +23,17 @@ Two families of checks run against one base URL:
     TTS) are accepted;
   - ``task_lifecycle``: a created task moves ``submitted -> processing -> succeed | failed``
     without going back, is found by ``external_task_id`` and exactly once in the list;
+  - the units and formats of every answer verify reads (:mod:`.checks.units`):
+    ``kling_timestamps`` (Unix milliseconds in a plausible range, ``updated_at >= created_at``,
+    moving forward), ``kling_durations`` (decimal strings of seconds inside the media bounds),
+    ``kling_ids`` (non-empty strings, numeric face ids unique per session, a new
+    ``request_id`` per response), ``kling_face_intervals`` (milliseconds inside the video) and
+    ``kling_task_fields`` (status words, ``task_status_msg``, ``final_unit_deduction`` "0" until
+    success, result videos and ``watermark_url`` only when due, ``external_task_id`` and the
+    parent video echoed, pages no longer than ``pageSize``);
+  - the callbacks (:mod:`.checks.callbacks`), received on a loopback receiver verify starts
+    (or behind ``--callback-url``): ``callback_schema``, ``callback_signature`` (with
+    ``--webhook-secret``), ``callback_order`` and ``callback_announced``;
   - ``rule:<id>``, one per rule of ``x-kling-rules`` a request can break: a request breaking only
     that rule is refused with the rule's code and its documented HTTP status (and, when the server
     names the rule it applied, that rule).
@@ -39,8 +50,9 @@ Two families of checks run against one base URL:
 
 Against the mock::
 
-    python -m mock_server --port 8000 &
-    python -m contracts verify --base-url http://127.0.0.1:8000
+    python -m mock_server --port 8000 --webhook-secret whsec_dGVzdHNlY3JldA== &
+    python -m contracts verify --base-url http://127.0.0.1:8000 \\
+        --webhook-secret whsec_dGVzdHNlY3JldA==
 
 Against the real service (every accepted create-task is a billed task)::
 

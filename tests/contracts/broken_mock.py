@@ -154,6 +154,18 @@ def _units_before_success() -> None:
     serialize.task = task
 
 
+def _parent_url_rewritten() -> None:
+    """`parent_video.url` names another video than the one given to identify-face."""
+    original = serialize.task
+
+    def task(t: Any, base_url: str) -> dict[str, Any]:
+        data = original(t, base_url)
+        data["task_info"]["parent_video"]["url"] = "https://cdn.example.com/other.mp4"
+        return data
+
+    serialize.task = task
+
+
 def _request_id_reused() -> None:
     """Every success carries the same `request_id`."""
     original = responses.success
@@ -222,6 +234,7 @@ VARIANTS: dict[str, Callable[[], None]] = {
     "faces-in-seconds": _faces_in_seconds,
     "units-before-success": _units_before_success,
     "request-id-reused": _request_id_reused,
+    "parent-url-rewritten": _parent_url_rewritten,
     "callback-without-updated-at": _callback_without_updated_at,
     "callback-stale-processing": _callback_stale_processing,
     "callback-wrong-signature": _callback_wrong_signature,

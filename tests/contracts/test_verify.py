@@ -171,6 +171,7 @@ class TestVerifyCatchesBrokenMocks:
             ("faces-in-seconds", {"kling_face_intervals"}, False),
             ("units-before-success", {"kling_task_fields"}, False),
             ("request-id-reused", {"kling_ids"}, False),
+            ("parent-url-rewritten", {"kling_task_fields"}, False),
             ("callback-without-updated-at", {"callback_schema"}, False),
             ("callback-stale-processing", {"callback_order"}, False),
             ("callback-wrong-signature", {"callback_signature"}, False),

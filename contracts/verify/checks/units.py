@@ -189,6 +189,7 @@ class UnitChecks:
         self._last_created: int | None = None
         self._request_ids: set[str] = set()
         self._sent: dict[str, Mapping[str, Any]] = {}  # task_id -> its create body
+        self._videos: dict[str, Mapping[str, Any]] = {}  # session_id -> its identify body
         for name in UNIT_CHECKS:
             report.check(name, CheckKind.KLING)
 
@@ -214,6 +215,8 @@ class UnitChecks:
             session_id = str(data.get("session_id"))
             problems += session_problems(data, self.video_ms.get(session_id))
             self._faces[session_id] = (data, label)
+            if isinstance(request, dict):
+                self._videos[session_id] = request
         elif operation_id == "createLipSyncTask" and isinstance(data, dict):
             problems += timestamp_problems(data, "data")
             problems += id_problems(data.get("task_id"), "data.task_id")
@@ -263,6 +266,18 @@ class UnitChecks:
         parent = (task.get("task_info") or {}).get("parent_video") or {}
         video_ms = ms(parent.get("duration")) if isinstance(parent, dict) else None
         session_id = self._session_of(task_id)
+        asked = self._videos.get(session_id or "")
+        if asked is not None and isinstance(parent, dict):
+            for key, field in (("url", "video_url"), ("id", "video_id")):
+                given = asked.get(field) or ""
+                if parent.get(key) not in ("", given):
+                    problems.append(
+                        (
+                            TASK_FIELDS,
+                            f"{where}.task_info.parent_video.{key} {parent.get(key)!r} is "
+                            f"neither empty nor the {field} given to identify-face",
+                        )
+                    )
         if video_ms is not None and session_id is not None and session_id not in self.video_ms:
             self.video_ms[session_id] = video_ms
             data, label = self._faces[session_id]
