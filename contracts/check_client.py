@@ -48,7 +48,6 @@ from urllib.parse import parse_qsl, unquote
 
 from mock_server.admin_client import AdminClient
 from mock_server.domain.errors import ApiError
-from mock_server.schema_errors import explain
 from mock_server.spec import Spec, load_spec
 
 from .report import JUnitCase, json_text, junit_xml, table
@@ -284,7 +283,7 @@ def _check_schema(ctx: _Context, entry: _Entry) -> set[str]:
                 broken.add(rule)
         # The mock stops at the first violation; a report lists every one.
         for error in ctx.spec.validator(schema).iter_errors(body):
-            explained = explain(error, entry.operation, ctx.spec.schema_rules)
+            explained = ctx.spec.explain(entry.operation, error)
             if explained.field in reported:
                 continue
             reported.add(explained.field)

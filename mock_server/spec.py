@@ -17,7 +17,7 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
 from .domain.errors import INVALID_PARAMETER, ApiError
-from .schema_errors import SchemaRules, explain
+from .schema_errors import SchemaError, SchemaRules, explain
 
 SPEC_FILE = "lipsync.yaml"
 ADMIN_SPEC_FILE = "admin.yaml"
@@ -135,10 +135,14 @@ class Spec:
         if error is not None:
             raise self._to_api_error(operation_id, error, prefix=name)
 
+    def explain(self, operation_id: str, error: ValidationError, prefix: str = "") -> SchemaError:
+        """The field, the wording of the 1201 and the rule of one schema failure."""
+        return explain(error, operation_id, self.schema_rules, prefix)
+
     def _to_api_error(
         self, operation_id: str, error: ValidationError, prefix: str = ""
     ) -> ApiError:
-        explained = explain(error, operation_id, self.schema_rules, prefix)
+        explained = self.explain(operation_id, error, prefix)
         return ApiError(INVALID_PARAMETER, explained.message, explained.rule)
 
 

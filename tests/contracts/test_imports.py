@@ -6,12 +6,10 @@ import ast
 from pathlib import Path
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
-# ARCHITECTURE.md: what contracts/ may import of the mock (schema_errors is part of the spec's
-# reading; of the domain only its value types).
+# ARCHITECTURE.md: what contracts/ may import of the mock (of the domain only its value types).
 ALLOWED_MOCK = {
     "mock_server",
     "mock_server.spec",
-    "mock_server.schema_errors",
     "mock_server.auth",
     "mock_server.config",
     "mock_server.media",
