@@ -39,7 +39,6 @@ import enum
 import json
 import re
 import sys
-import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,12 +46,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from jsonschema.exceptions import ValidationError
-
 from mock_server.admin_client import AdminClient
 from mock_server.domain.errors import ApiError
 from mock_server.spec import Spec, load_spec
 
+from .report import JUnitCase, json_text, junit_xml, table
 from .scenarios import RETRYABLE_CODES
 
 __all__ = [
@@ -265,30 +263,6 @@ def _unsummarise(value: Any) -> Any:
     return value
 
 
-def _field_path(parts: Iterable[Any]) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-def _schema_rule(spec: Spec, operation: str, path: str) -> str | None:
-    generic = re.sub(r"\[\d+\]", "[]", path)
-    for rule in spec.rules.values():
-        if rule.check == "schema" and rule.operation == operation and generic in rule.fields:
-            return rule.id
-    return None
-
-
-def _error_field(error: ValidationError) -> str:
-    path = _field_path(error.absolute_path)
-    if error.validator == "required" and isinstance(error.instance, dict):
-        missing = re.search(r"'([^']+)' is a required property", error.message)
-        if missing:
-            path = (path + "." if path else "") + missing.group(1)
-    return path or "body"
-
-
 def _check_schema(ctx: _Context, entry: _Entry) -> set[str]:
     """Re-validate the body and parameters; returns the rules found broken."""
     broken: set[str] = set()
@@ -309,14 +283,14 @@ def _check_schema(ctx: _Context, entry: _Entry) -> set[str]:
                 broken.add(rule)
         # The mock stops at the first violation; a report lists every one.
         for error in ctx.spec.validator(schema).iter_errors(body):
-            where = _error_field(error)
-            if where in reported:
+            explained = ctx.spec.explain(entry.operation, error)
+            if explained.field in reported:
                 continue
-            reported.add(where)
-            rule = _schema_rule(ctx.spec, entry.operation, where)
-            detail = error.message if len(error.message) < 200 else error.message[:200] + "..."
-            text = f"{where}: {detail}" + (f" (rule {rule})" if rule else "")
-            ctx.add(entry, Check.SPEC_VIOLATION, text, rule=rule, field=where)
+            reported.add(explained.field)
+            rule = explained.rule
+            ctx.add(
+                entry, Check.SPEC_VIOLATION, explained.message, rule=rule, field=explained.field
+            )
             if rule:
                 broken.add(rule)
     broken |= _check_parameters(ctx, entry)
@@ -543,13 +517,7 @@ def render_text(findings: Sequence[Finding], requests: int) -> str:
         return summary + "\n"
     header = ("seq", "request", "severity", "check", "finding")
     rows = [(str(f.seq), f.request, f.severity.value, f.check.value, f.message) for f in findings]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    lines = []
-    for row in [header, *rows]:
-        cells = [row[i].ljust(widths[i]) for i in range(4)]
-        lines.append("  ".join([*cells, row[4]]).rstrip())
-    lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 7)
-    return "\n".join([*lines, "", summary]) + "\n"
+    return "\n".join([table(header, rows), "", summary]) + "\n"
 
 
 def render_json(findings: Sequence[Finding], requests: int) -> str:
@@ -560,7 +528,7 @@ def render_json(findings: Sequence[Finding], requests: int) -> str:
         "warnings": warnings,
         "findings": [f.to_dict() for f in findings],
     }
-    return json.dumps(report, indent=2) + "\n"
+    return json_text(report) + "\n"
 
 
 def render_junit(findings: Sequence[Finding], entries: Iterable[Mapping[str, Any] | Any]) -> str:
@@ -569,36 +537,32 @@ def render_junit(findings: Sequence[Finding], entries: Iterable[Mapping[str, Any
     by_seq: dict[int, list[Finding]] = defaultdict(list)
     for f in findings:
         by_seq[f.seq].append(f)
-    suite = ET.Element(
-        "testsuite",
-        name="check-client",
-        tests=str(len(parsed)),
-        failures=str(sum(1 for e in parsed if _has_error(by_seq[e.seq]))),
-        errors="0",
-    )
+    cases = []
     for entry in parsed:
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            classname=f"check-client.{entry.operation or 'unrouted'}",
-            name=f"#{entry.seq} {entry.method} {entry.path}",
-        )
         found = by_seq[entry.seq]
         failing = [f for f in found if f.severity is Severity.ERROR]
-        if failing:
-            failure = ET.SubElement(
-                case, "failure", message=failing[0].message, type=failing[0].check.value
-            )
-            failure.text = "\n".join(f"[{f.check.value}] {f.message}" for f in failing)
         warnings = [f for f in found if f.severity is Severity.WARNING]
-        if warnings:
-            out = ET.SubElement(case, "system-out")
-            out.text = "\n".join(f"warning [{f.check.value}] {f.message}" for f in warnings)
-    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
-
-
-def _has_error(findings: Sequence[Finding]) -> bool:
-    return any(f.severity is Severity.ERROR for f in findings)
+        cases.append(
+            JUnitCase(
+                f"check-client.{entry.operation or 'unrouted'}",
+                f"#{entry.seq} {entry.method} {entry.path}",
+                failure=(
+                    (
+                        failing[0].message,
+                        "\n".join(f"[{f.check.value}] {f.message}" for f in failing),
+                    )
+                    if failing
+                    else None
+                ),
+                failure_type=failing[0].check.value if failing else "",
+                system_out=(
+                    "\n".join(f"warning [{f.check.value}] {f.message}" for f in warnings)
+                    if warnings
+                    else None
+                ),
+            )
+        )
+    return junit_xml("check-client", cases, wrap=False) + "\n"
 
 
 # -- command line ------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -18,6 +17,7 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
 from .domain.errors import INVALID_PARAMETER, ApiError
+from .schema_errors import SchemaError, SchemaRules, explain
 
 SPEC_FILE = "lipsync.yaml"
 ADMIN_SPEC_FILE = "admin.yaml"
@@ -78,23 +78,11 @@ class Spec:
             {**document, "$schema": "https://json-schema.org/draft/2020-12/schema"}
         )
         self._registry: Registry[Any] = Registry().with_resource(_BASE_URI, resource)
-        self._schema_rules = self._index_schema_rules()
-
-    def _index_schema_rules(self) -> dict[tuple[str, str], list[Rule]]:
-        """(operation, field path with [] for indexes) -> the `check: schema` rules on it."""
-        index: dict[tuple[str, str], list[Rule]] = {}
-        for rule in self.rules.values():
-            if rule.check == "schema":
-                for f in rule.fields:
-                    index.setdefault((rule.operation, f), []).append(rule)
-        return index
+        self.schema_rules = SchemaRules(self.rules.values())
 
     def schema_rule(self, operation_id: str, field: str, keyword: str) -> str | None:
         """The rule a schema failure breaks: same field, and a keyword the rule names."""
-        for rule in self._schema_rules.get((operation_id, field), ()):
-            if not rule.keywords or keyword in rule.keywords:
-                return rule.id
-        return None
+        return self.schema_rules.rule_for(operation_id, field, keyword)
 
     @functools.cache  # noqa: B019 - one Spec per process; the cache lives as long as it does
     def validator(self, schema_name: str) -> Draft202012Validator:
@@ -147,22 +135,15 @@ class Spec:
         if error is not None:
             raise self._to_api_error(operation_id, error, prefix=name)
 
+    def explain(self, operation_id: str, error: ValidationError, prefix: str = "") -> SchemaError:
+        """The field, the wording of the 1201 and the rule of one schema failure."""
+        return explain(error, operation_id, self.schema_rules, prefix)
+
     def _to_api_error(
         self, operation_id: str, error: ValidationError, prefix: str = ""
     ) -> ApiError:
-        path = prefix + _field_path(error.absolute_path)
-        if error.validator == "required" and isinstance(error.instance, dict):
-            missing = re.search(r"'([^']+)' is a required property", error.message)
-            if missing:
-                path = (path + "." if path else "") + missing.group(1)
-        generic = re.sub(r"\[\d+\]", "[]", path)
-        rule = self.schema_rule(operation_id, generic, str(error.validator))
-        where = path or "body"
-        detail = error.message if len(error.message) <= 200 else _short_message(error)
-        message = f"{where}: {detail}"
-        if rule is not None:
-            message += f" (rule {rule})"
-        return ApiError(INVALID_PARAMETER, message, rule)
+        explained = self.explain(operation_id, error, prefix)
+        return ApiError(INVALID_PARAMETER, explained.message, explained.rule)
 
 
 def _rebase_refs(value: Any) -> Any:
@@ -187,35 +168,6 @@ def _first_error(validator: Draft202012Validator, instance: Any) -> ValidationEr
 
     error: ValidationError | None = best_match(validator.iter_errors(instance))
     return error
-
-
-_SHORT = {
-    "maxLength": "is too long: more than {} characters",
-    "minLength": "is too short: fewer than {} characters",
-    "maxItems": "is too long: more than {} items",
-    "minItems": "is too short: fewer than {} items",
-    "maximum": "is greater than the maximum of {}",
-    "minimum": "is less than the minimum of {}",
-    "type": "is not of type {!r}",
-    "enum": "is not one of {}",
-    "pattern": "does not match {!r}",
-}
-
-
-def _short_message(error: ValidationError) -> str:
-    """What is wrong without repeating a long value (a 1001-character text, a list of faces)."""
-    template = _SHORT.get(str(error.validator), "fails " + str(error.validator) + " {!r}")
-    value = type(error.instance).__name__
-    if isinstance(error.instance, str | list):
-        value += f" of length {len(error.instance)}"
-    return f"the {value} " + template.format(error.validator_value)
-
-
-def _field_path(parts: Any) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
 
 
 @functools.cache

@@ -14,7 +14,7 @@ from typing import Any
 from mock_server.cli import main as serve_mock
 from mock_server.domain import rules
 from mock_server.domain.errors import ApiError
-from mock_server.web import responses, serialize
+from mock_server.web import callbacks, responses, serialize
 
 
 def _swap(rule_id: str, check: rules.Check) -> None:
@@ -78,12 +78,165 @@ def _sessions_never_expire() -> None:
     _swap("session-valid", lambda c: None)
 
 
+def _timestamps_in_seconds() -> None:
+    """`created_at` and `updated_at` are Unix seconds instead of the documented milliseconds."""
+
+    def in_seconds(shape: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        def wrapped(*args: Any) -> dict[str, Any]:
+            data = shape(*args)
+            for key in ("created_at", "updated_at"):
+                if isinstance(data.get(key), int):
+                    data[key] //= 1000
+            return data
+
+        return wrapped
+
+    serialize.task = in_seconds(serialize.task)
+    serialize.created_task = in_seconds(serialize.created_task)
+    serialize.tts = in_seconds(serialize.tts)
+
+
+def _updated_before_created() -> None:
+    """A submitted task's `updated_at` is 1 ms before its `created_at`."""
+
+    def stamped(shape: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        def wrapped(*args: Any) -> dict[str, Any]:
+            data = shape(*args)
+            if data.get("task_status") == "submitted":
+                data["updated_at"] = data["created_at"] - 1
+            return data
+
+        return wrapped
+
+    serialize.task = stamped(serialize.task)
+    serialize.created_task = stamped(serialize.created_task)
+
+
+def _result_duration_in_ms() -> None:
+    """A result video's `duration` is its milliseconds written as seconds ("13600")."""
+    original = serialize.task
+
+    def task(t: Any, base_url: str) -> dict[str, Any]:
+        data = original(t, base_url)
+        for video in data["task_result"]["videos"]:
+            video["duration"] = str(t.parent.duration_ms)
+        return data
+
+    serialize.task = task
+
+
+def _faces_in_seconds() -> None:
+    """identify-face gives face intervals in seconds (13.6 s -> 13) instead of milliseconds."""
+    original = serialize.session
+
+    def session(s: Any, base_url: str) -> dict[str, Any]:
+        data = original(s, base_url)
+        for face in data["face_data"]:
+            face["start_time"] //= 1000
+            face["end_time"] //= 1000
+        return data
+
+    serialize.session = session
+
+
+def _units_before_success() -> None:
+    """`final_unit_deduction` is charged while the task is still submitted or processing."""
+    original = serialize.task
+
+    def task(t: Any, base_url: str) -> dict[str, Any]:
+        data = original(t, base_url)
+        if data["task_status"] in ("submitted", "processing"):
+            data["final_unit_deduction"] = "1"
+        return data
+
+    serialize.task = task
+
+
+def _parent_url_rewritten() -> None:
+    """`parent_video.url` names another video than the one given to identify-face."""
+    original = serialize.task
+
+    def task(t: Any, base_url: str) -> dict[str, Any]:
+        data = original(t, base_url)
+        data["task_info"]["parent_video"]["url"] = "https://cdn.example.com/other.mp4"
+        return data
+
+    serialize.task = task
+
+
+def _request_id_reused() -> None:
+    """Every success carries the same `request_id`."""
+    original = responses.success
+
+    def success(request_id: str, data: Any, headers: Any = None) -> Any:
+        return original("req-constant", data, headers)
+
+    responses.success = success
+
+
+def _callback_without_updated_at() -> None:
+    """Callback payloads lack the required `updated_at`."""
+    original = serialize.callback_payload
+
+    def callback_payload(t: Any, base_url: str) -> dict[str, Any]:
+        data = original(t, base_url)
+        del data["updated_at"]
+        return data
+
+    serialize.callback_payload = callback_payload
+
+
+def _callback_stale_processing() -> None:
+    """The `processing` callback is stamped after the task's end (its status goes back)."""
+    original = serialize.callback_payload
+
+    def callback_payload(t: Any, base_url: str) -> dict[str, Any]:
+        data = original(t, base_url)
+        if data["task_status"] == "processing":
+            data["updated_at"] += 3_600_000
+        return data
+
+    serialize.callback_payload = callback_payload
+
+
+def _callback_wrong_signature() -> None:
+    """Callbacks are signed with another key than the account's webhook secret."""
+    original = callbacks.sign
+
+    def sign(secret: str, msg_id: str, timestamp: int, body: bytes | str) -> str:
+        return original("whsec_b3RoZXIta2V5", msg_id, timestamp, body)
+
+    callbacks.sign = sign
+
+
+def _callback_processing_not_sent() -> None:
+    """The change to `processing` is never announced."""
+    original = callbacks.CallbackDispatcher.on_event
+
+    def on_event(self: Any, event: Any) -> None:
+        if event.task.status.value != "processing":
+            original(self, event)
+
+    setattr(callbacks.CallbackDispatcher, "on_event", on_event)  # noqa: B010 - a method swapped
+
+
 VARIANTS: dict[str, Callable[[], None]] = {
     "sound-duration-1900": _accept_short_audio,
     "succeeded": _succeeded_status,
     "not-found-400": _not_found_as_bad_request,
     "overlap-1000": _short_overlap,
     "sessions-never-expire": _sessions_never_expire,
+    "timestamps-in-seconds": _timestamps_in_seconds,
+    "updated-before-created": _updated_before_created,
+    "result-duration-in-ms": _result_duration_in_ms,
+    "faces-in-seconds": _faces_in_seconds,
+    "units-before-success": _units_before_success,
+    "request-id-reused": _request_id_reused,
+    "parent-url-rewritten": _parent_url_rewritten,
+    "callback-without-updated-at": _callback_without_updated_at,
+    "callback-stale-processing": _callback_stale_processing,
+    "callback-wrong-signature": _callback_wrong_signature,
+    "callback-processing-not-sent": _callback_processing_not_sent,
 }
 
 

@@ -21,11 +21,14 @@ from contracts.check_client import (
     main,
     render_text,
 )
+from mock_server.domain.errors import ApiError
+from mock_server.spec import load_spec
 from mock_server.testing import MockServer
 
 CREATE = "/v1/videos/advanced-lip-sync"
 TASK = "/v1/videos/advanced-lip-sync/851027346193289226"
 ACCOUNT = "mock-access-key"
+SPEC = load_spec()
 
 
 def entry(seq: int, **fields: Any) -> dict[str, Any]:
@@ -139,6 +142,28 @@ class TestSpecViolations:
             "face_choose[0].original_audio_volume",
             "face_choose[0].sound_insert_time",
         }
+
+    def test_every_violation_names_the_rule_the_mock_names(self) -> None:
+        """A time sent as a string breaks no rule (times-non-negative is about `minimum`), even
+        when it is not the first violation: check-client names the rule the mock would."""
+        broken = face(sound_volume=3, sound_start_time="0")
+        body = {"session_id": "1", "face_choose": [broken]}
+        rules = {
+            f.field: f.rule
+            for f in only(check_journal([create(1, 1201, body)]), Check.SPEC_VIOLATION)
+        }
+        assert rules == {
+            "face_choose[0].sound_volume": "volume-range",
+            "face_choose[0].sound_start_time": None,
+        }
+        # The mock answers the same way for each violation alone.
+        for name, rule in (("sound_volume", "volume-range"), ("sound_start_time", None)):
+            alone = face(**{name: broken[name]})
+            with pytest.raises(ApiError) as refused:
+                SPEC.validate_body(
+                    "createLipSyncTask", "CreateTaskRequest", {**body, "face_choose": [alone]}
+                )
+            assert refused.value.rule == rule
 
     def test_summarised_long_strings_keep_their_length(self) -> None:
         """A 1500-character TTS text, summarised in the journal, still breaks tts-text-length."""

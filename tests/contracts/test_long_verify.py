@@ -18,7 +18,7 @@ from contracts.verify import (
 )
 from mock_server.admin_client import AdminClient
 
-from .test_verify import running
+from .test_verify import WEBHOOK_SECRET, running
 
 # Sized to stay well under a minute on 2 cores: ~21 s, ~2,200 requests, ~17,000 cases, also
 # under `pytest -n 2` with the whole suite. `bench/long_verify.py` runs it at full size.
@@ -42,7 +42,8 @@ class TestLongVerify:
         """Thousands of seeded checks, the stateful chain through every link, find no failure."""
         progress: list[str] = []
         started = time.monotonic()
-        with running(["mock_server", "--seed", "1"], tmp_path) as url:
+        secret = ["--webhook-secret", WEBHOOK_SECRET]
+        with running(["mock_server", "--seed", "1"], tmp_path, secret) as url:
             options = VerifyOptions(
                 url,
                 Credentials.mock_defaults(),
@@ -50,6 +51,7 @@ class TestLongVerify:
                 rule_examples=RULE_EXAMPLES,
                 seed=SEED,
                 poll_timeout_s=20,
+                webhook_secret=WEBHOOK_SECRET,
             )
             report = verify(options, progress.append)
             admin = AdminClient(url)

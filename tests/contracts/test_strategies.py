@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import doctest
+import importlib
+import pkgutil
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+import contracts.report
 import contracts.strategies
 import contracts.verify
 from contracts.strategies import (
@@ -420,9 +423,25 @@ class TestSpecDriven:
 
 
 class TestDocumentation:
-    @pytest.mark.parametrize("module", [contracts.strategies, contracts.verify])
+    @pytest.mark.parametrize(
+        "module",
+        [
+            contracts.strategies,
+            contracts.report,
+            *(
+                importlib.import_module(m.name)
+                for m in pkgutil.walk_packages(contracts.verify.__path__, "contracts.verify.")
+            ),
+        ],
+        ids=lambda m: m.__name__,
+    )
     def test_docstring_examples_run(self, module: Any) -> None:
         """The examples in the public docstrings run and show what they claim."""
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-        assert result.attempted > 0
         assert result.failed == 0
+
+    def test_the_kit_has_docstring_examples(self) -> None:
+        """The strategies, the report and verify's options, target and report show examples."""
+        for name in ("strategies", "report", "verify.options", "verify.target", "verify.report"):
+            module = importlib.import_module(f"contracts.{name}")
+            assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).attempted > 0, name

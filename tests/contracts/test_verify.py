@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -23,18 +23,19 @@ from contracts.verify import (
     SCHEMATHESIS_CHECKS,
     Credentials,
     VerifyOptions,
-    _control_api,
-    _MediaServer,
     add_arguments,
     verify,
 )
+from contracts.verify.checks.rules import MEDIA_RULES, TIME_RULES
+from contracts.verify.control import control_api
+from contracts.verify.media_server import MediaServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = resolve_spec()
-TIME_RULES = ("session-valid", "audio-id-recent", "video-id-recent")
-MEDIA_RULES = ("video-size", "video-duration", "video-resolution")
 # Short phases so that tasks end within the run.
 MOCK_OPTIONS = ["--submit-delay", "0.2", "--processing-delay", "0.3", "--log-level", "warning"]
+# The account's Standard Webhooks secret, given to the mock and to verify.
+WEBHOOK_SECRET = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXR0ZXN0c2VjcmV0MTI="
 
 
 def free_port() -> int:
@@ -46,13 +47,21 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running(module: list[str], tmp_path: Path) -> Iterator[str]:
+def running(module: list[str], tmp_path: Path, extra: Sequence[str] = ()) -> Iterator[str]:
     """`python -m <module...>` serving a mock on 127.0.0.1; yields its base URL."""
     log = tmp_path / "mock.log"
     url = f"http://127.0.0.1:{free_port()}"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", *module, "--port", url.rsplit(":", 1)[1], *MOCK_OPTIONS],
+            [
+                sys.executable,
+                "-m",
+                *module,
+                "--port",
+                url.rsplit(":", 1)[1],
+                *MOCK_OPTIONS,
+                *extra,
+            ],
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -86,7 +95,7 @@ class TestVerifyAgainstTheMock:
     def test_command_line_run_passes_with_every_check_exercised(self, tmp_path: Path) -> None:
         """`python -m contracts verify` exits 0 against the mock and reports every check."""
         report_file, junit_file = tmp_path / "report.json", tmp_path / "junit.xml"
-        with running(["mock_server"], tmp_path) as url:
+        with running(["mock_server"], tmp_path, ["--webhook-secret", WEBHOOK_SECRET]) as url:
             result = subprocess.run(
                 [
                     sys.executable,
@@ -105,6 +114,8 @@ class TestVerifyAgainstTheMock:
                     str(report_file),
                     "--junit-xml",
                     str(junit_file),
+                    "--webhook-secret",
+                    WEBHOOK_SECRET,
                 ],
                 cwd=ROOT,
                 capture_output=True,
@@ -116,7 +127,9 @@ class TestVerifyAgainstTheMock:
         assert report["ok"] and report["failures"] == 0 and not report["errors"]
         checks = {c["name"]: c for c in report["checks"]}
         for name in (*SCHEMATHESIS_CHECKS, *KLING_CHECKS):
-            assert checks[name]["cases"] > 0, name
+            assert checks[name]["cases"] > 0 and not checks[name]["skipped"], name
+        # Two tasks' callbacks, three statuses each, every one signed.
+        assert checks["callback_signature"]["cases"] >= 6, checks["callback_signature"]
         # Every rule, the time and media ones included (the mock is on loopback).
         for rule in SPEC.rules:
             summary = checks[f"rule:{rule}"]
@@ -141,19 +154,36 @@ class TestVerifyCatchesBrokenMocks:
             ("sound-duration-1900", {"rule:sound-duration"}, False),
             ("overlap-1000", {"rule:insert-face-overlap"}, False),
             ("sessions-never-expire", {"rule:session-valid"}, False),
-            ("succeeded", {"response_schema_conformance", "task_lifecycle"}, False),
+            (
+                "succeeded",
+                {"response_schema_conformance", "task_lifecycle", "kling_task_fields"},
+                False,
+            ),
             (
                 "not-found-400",
                 {"kling_error_mapping", "positive_data_acceptance", "rule:task-exists"},
                 True,
             ),
+            # The time rule reads a result's end from `updated_at`: in seconds it is long past.
+            ("timestamps-in-seconds", {"kling_timestamps", "rule:video-id-recent"}, False),
+            ("updated-before-created", {"kling_timestamps"}, False),
+            ("result-duration-in-ms", {"kling_durations"}, False),
+            ("faces-in-seconds", {"kling_face_intervals"}, False),
+            ("units-before-success", {"kling_task_fields"}, False),
+            ("request-id-reused", {"kling_ids"}, False),
+            ("parent-url-rewritten", {"kling_task_fields"}, False),
+            ("callback-without-updated-at", {"callback_schema"}, False),
+            ("callback-stale-processing", {"callback_order"}, False),
+            ("callback-wrong-signature", {"callback_signature"}, False),
+            ("callback-processing-not-sent", {"callback_announced"}, False),
         ],
     )
     def test_exactly_the_broken_rule_or_check_is_reported(
         self, tmp_path: Path, variant: str, expected: set[str], with_schemathesis: bool
     ) -> None:
         """Each deliberately broken mock fails the check that covers the break, and no other."""
-        with running(["tests.contracts.broken_mock", variant], tmp_path) as url:
+        module = ["tests.contracts.broken_mock", variant]
+        with running(module, tmp_path, ["--webhook-secret", WEBHOOK_SECRET]) as url:
             options = VerifyOptions(
                 url,
                 Credentials.mock_defaults(),
@@ -161,10 +191,28 @@ class TestVerifyCatchesBrokenMocks:
                 seed=2,
                 poll_timeout_s=10,
                 schemathesis=with_schemathesis,
+                webhook_secret=WEBHOOK_SECRET,
             )
             report = verify(options)
         assert not report.errors, report.errors
         assert set(report.failed_checks()) == expected, report.summary_table()
+
+    def test_seconds_pass_without_the_unit_checks(self, tmp_path: Path) -> None:
+        """Without the control API (as against the real service) only kling_timestamps sees a
+        server that writes timestamps in seconds: every other check passes it."""
+        with running(["tests.contracts.broken_mock", "timestamps-in-seconds"], tmp_path) as url:
+            options = VerifyOptions(
+                url,
+                Credentials.mock_defaults(),
+                max_examples=4,
+                seed=2,
+                poll_timeout_s=10,
+                schemathesis=True,
+                control_api=False,
+            )
+            report = verify(options)
+        assert not report.errors, report.errors
+        assert report.failed_checks() == ["kling_timestamps"], report.summary_table()
 
 
 class TestRulesNeedingTimeOrMedia:
@@ -179,24 +227,24 @@ class TestRulesNeedingTimeOrMedia:
     def test_no_control_api_for_a_remote_target_by_default(self) -> None:
         """A non-loopback target's clock is never moved unless asked, and the reason says so."""
         options = VerifyOptions("https://api-singapore.klingai.com", Credentials(api_key="k"))
-        admin, reason = _control_api(options)
+        admin, reason = control_api(options)
         assert admin is None and "not on loopback" in reason
 
     def test_no_control_api_when_turned_off(self) -> None:
         """`control_api=False` keeps verify off the control API even on loopback."""
         options = VerifyOptions("http://127.0.0.1:9", Credentials(api_key="k"), control_api=False)
-        admin, reason = _control_api(options)
+        admin, reason = control_api(options)
         assert admin is None and "--no-control-api" in reason
 
     def test_no_control_api_when_the_target_has_none(self) -> None:
         """A loopback target that does not answer GET /__admin/clock gets the time rules skipped."""
         options = VerifyOptions("http://127.0.0.1:9", Credentials(api_key="k"), request_timeout_s=2)
-        admin, reason = _control_api(options)
+        admin, reason = control_api(options)
         assert admin is None and "no control API" in reason
 
     def test_media_server_streams_an_oversize_response(self) -> None:
         """The oversize URL announces and streams limit + 1 zero bytes."""
-        server = _MediaServer()
+        server = MediaServer()
         try:
             size = int(SPEC.rules["video-size"].boundary) + 1
             with httpx.stream("GET", server.oversize(size), trust_env=False) as response:
