@@ -15,7 +15,8 @@ from .. import fixtures_file
 from ..domain.clock import ClockMode
 from ..domain.errors import INVALID_PARAMETER, NOT_FOUND, ApiError
 from ..domain.faults import fault_from_dict
-from ..domain.models import AccountId
+from ..domain.models import AccountId, JournalQuery
+from ..domain.store import fixture_doc
 from ..spec import ADMIN_SPEC_FILE, load_document
 from . import responses, serialize
 from .app import Mock, load_fixtures, read_json
@@ -175,7 +176,9 @@ async def add_fixtures(request: Request, mock: Mock) -> Any:
     faults = fixtures_file.faults(body)  # all checked before anything is installed
     body.pop("faults", None)
     fixtures_file.apply(body, mock.backend.fixtures)
-    mock.backend.store.add_fixture_doc(body)  # faults are not kept: their hit counts would restart
+    mock.backend.store.add_fixture_doc(
+        fixture_doc(body)
+    )  # faults are not kept: their hit counts would restart
     for fault in faults:
         mock.backend.faults.add(fault)
     return _fixture_listing(mock)
@@ -215,22 +218,22 @@ async def remove_fault(request: Request, mock: Mock) -> Any:
 
 
 async def journal(request: Request, mock: Mock) -> Any:
-    """Requests in arrival order, filtered by method, path prefix, operation, account, code."""
+    """Requests in arrival order, filtered by method, path prefix, operation, account, code;
+    the store applies the filters and stops at `limit`, so a page costs O(limit)."""
     q = request.query_params
-    after = _int_param(request, "after", 0) or 0
     limit = _int_param(request, "limit", None)
-    code = _int_param(request, "code", None)
-    entries = mock.backend.store.journal(after)
-    out = [
-        dataclasses.asdict(e)
-        for e in entries
-        if (not q.get("method") or e.method == q["method"].upper())
-        and (not q.get("path") or e.path.startswith(q["path"]))
-        and (not q.get("operation") or e.operation == q["operation"])
-        and (not q.get("account") or e.account == q["account"])
-        and (code is None or e.code == code)
-    ]
-    return out if limit is None else out[:limit]
+    if limit is not None and limit < 0:
+        raise ApiError(INVALID_PARAMETER, f"limit: {limit} is negative")
+    query = JournalQuery(
+        after_seq=_int_param(request, "after", 0) or 0,
+        limit=limit,
+        method=q.get("method", "").upper() or None,
+        path_prefix=q.get("path") or None,
+        operation=q.get("operation") or None,
+        account=q.get("account") or None,
+        code=_int_param(request, "code", None),
+    )
+    return [dataclasses.asdict(e) for e in mock.backend.store.journal(query)]
 
 
 async def callbacks(request: Request, mock: Mock) -> Any:

@@ -35,7 +35,7 @@ from ..spec import Spec, load_spec
 from . import responses, serialize
 from .callbacks import CallbackDispatcher
 from .files import FileStore, face_png
-from .journal import Journal
+from .journal import RAW_BODY, Journal
 
 log = logging.getLogger("mock_server")
 
@@ -92,9 +92,11 @@ def open_store(config: Config) -> Store:
     """The store `config.store` names: `memory` or `sqlite:PATH`."""
     kind, _, path = config.store.partition(":")
     if config.store == "memory":
-        return MemoryStore(journal_limit=config.journal_limit)
+        return MemoryStore(journal_limit=config.journal_limit, journal_bytes=config.journal_bytes)
     if kind == "sqlite" and path:
-        return SqliteStore(path, journal_limit=config.journal_limit)
+        return SqliteStore(
+            path, journal_limit=config.journal_limit, journal_bytes=config.journal_bytes
+        )
     raise ValueError(
         f"store {config.store!r}: expected 'memory' or 'sqlite:PATH' (e.g. sqlite:./mock.db)"
     )
@@ -115,9 +117,14 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
         own_files=lambda url: files_holder[0].by_url(url),
         allowed_dirs=config.allow_dirs,
     )
+    clock = Clock(config.clock_mode, config.clock_speed, config.clock_start_ms)
+    saved_clock = store.load_clock()  # a durable store reopened: its timeline goes on
+    if saved_clock is not None:
+        clock.restore(saved_clock)
+    clock.listeners.append(store.save_clock)
     backend = LipSyncBackend(
         store=store,
-        clock=Clock(config.clock_mode, config.clock_speed, config.clock_start_ms),
+        clock=clock,
         ids=IdSource(config.seed),
         resolver=resolver,
         fixtures=fixtures,
@@ -140,7 +147,7 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
     mock = Mock(config, spec, backend, auth, files, http, journal, callbacks)
     load_fixtures(mock)
     for doc in store.fixture_docs():  # registered through the control API before a restart
-        fixtures_file.apply(doc, fixtures)
+        fixtures_file.apply(dict(doc), fixtures)
     return mock
 
 
@@ -182,6 +189,7 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
             raise _too_big(limit)
         chunks.append(chunk)
     raw = b"".join(chunks)
+    setattr(request.state, RAW_BODY, raw)  # the journal keeps its size and hash
     try:
         body = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
@@ -479,6 +487,7 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> Starle
                 await ticker
             await mock.callbacks.aclose()
             await mock.http.aclose()
+            mock.backend.store.close()
 
     from .admin import admin_routes  # admin builds on this module's pipeline
 

@@ -1,0 +1,110 @@
+"""The request journal under attack, on a real server process, on both stores.
+
+Each attack is one kind of request a client (or anyone, without a key) can send; the test
+measures the server's RSS (from /proc/PID/status) before and after, and how long
+`GET /__admin/journal?limit=1` takes once the journal holds what the attack left.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .harness import AUTH, ServerProcess
+
+MB = 1024 * 1024
+TASKS = "/v1/videos/advanced-lip-sync"
+JSON = {"Content-Type": "application/json", **AUTH}
+BODY_LIMIT = 10 * MB
+REPEATS = 5  # 9.5 MB bodies each time: enough to see retention, cheap enough for 2 cores
+
+
+def many_keys_body(size: int) -> bytes:
+    """A JSON object of tiny keys (`"k0000001":0,`) just under `size` bytes."""
+    per = len(b'"k0000000":0,')
+    n = (size - 2) // per
+    return b"{" + b",".join(b'"k%07d":0' % i for i in range(n)) + b"}"
+
+
+def long_key_body(size: int) -> bytes:
+    return b'{"' + b"k" * (size - 8) + b'":1}'
+
+
+def journal_limit_1_s(http: httpx.Client) -> float:
+    started = time.perf_counter()
+    r = http.get("/__admin/journal", params={"limit": 1}, timeout=300)
+    elapsed = time.perf_counter() - started
+    assert r.status_code == 200, r.text[:300]
+    assert len(r.json()["data"]) == 1
+    return elapsed
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A mock process on the memory store or on a fresh SQLite file."""
+    args = () if request.param == "memory" else ("--store", f"sqlite:{tmp_path / 'mock.db'}")
+    with ServerProcess(*args) as proc:
+        yield proc
+
+
+def settle(http: httpx.Client) -> None:
+    """One small request, so lazily built state (validators, pools) is in the baseline."""
+    r = http.post(TASKS, content=b'{"session_id": "1"}', headers=JSON)
+    assert r.status_code == 400
+
+
+@pytest.mark.slow
+class TestJournalBudget:
+    @pytest.mark.parametrize("shape", ["many-keys", "long-key"])
+    def test_huge_bodies_do_not_stay_in_memory(self, server: ServerProcess, shape: str) -> None:
+        """Bodies of 9.5 MB (800k tiny keys, or one long key) leave a bounded trace: RSS grows
+        by less than 64 MB over all of them and a one-entry journal read stays fast."""
+        body = (many_keys_body if shape == "many-keys" else long_key_body)(BODY_LIMIT - MB // 2)
+        with httpx.Client(base_url=server.base_url, trust_env=False, timeout=120) as http:
+            settle(http)
+            before = server.rss_kb()
+            for _ in range(REPEATS):
+                r = http.post(TASKS, content=body, headers=JSON)
+                assert r.status_code == 400, r.text[:300]
+                assert r.json()["code"] == 1201
+            grown_mb = (server.rss_kb() - before) / 1024
+            read_s = journal_limit_1_s(http)
+            entry = http.get("/__admin/journal", params={"limit": 1, "after": 1}).json()["data"]
+        entry_bytes = len(httpx.Response(200, json=entry).content)
+        print(
+            f"\n[journal {shape}] {REPEATS} x {len(body) / MB:.1f} MB bodies: RSS "
+            f"{grown_mb:+.1f} MB; GET /__admin/journal?limit=1 {read_s * 1000:.0f} ms; "
+            f"one entry {entry_bytes} bytes"
+        )
+        assert server.running
+        assert grown_mb < 64
+        assert read_s < 1.0
+        assert entry_bytes < 64 * 1024
+
+    def test_unauthenticated_long_queries_are_bounded(self, server: ServerProcess) -> None:
+        """1000 requests without a key, each with a long query string, grow RSS by < 32 MB."""
+        query = "q=" + "x" * 60_000
+        with httpx.Client(base_url=server.base_url, trust_env=False, timeout=30) as http:
+            settle(http)
+            before = server.rss_kb()
+            started = time.perf_counter()
+            for _ in range(1000):
+                r = http.get(f"{TASKS}?{query}")
+                assert r.status_code == 401, r.text[:300]
+            spent = time.perf_counter() - started
+            grown_mb = (server.rss_kb() - before) / 1024
+            read_s = journal_limit_1_s(http)
+            last = http.get("/__admin/journal", params={"after": 1000, "limit": 1})
+            kept = last.json()["data"][0]["query"]
+        print(
+            f"\n[journal query] 1000 x {len(query) / 1024:.0f} KB queries in {spent:.1f} s: "
+            f"RSS {grown_mb:+.1f} MB; GET /__admin/journal?limit=1 {read_s * 1000:.0f} ms; "
+            f"query kept {len(kept)} chars"
+        )
+        assert grown_mb < 32
+        assert len(kept) <= 1024
+        assert read_s < 1.0
