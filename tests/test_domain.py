@@ -14,6 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 import mock_server.domain
+from mock_server.domain.clock import Clock, ClockMode, ClockState
 from mock_server.domain.lifecycle import ORDER, TRANSITIONS, result_expired, step, units_for
 from mock_server.domain.models import (
     RESULT_TTL_MS,
@@ -234,3 +235,46 @@ class TestStoreUnderTest:
         """In-process mocks run on the store LIPSYNC_TEST_STORE names (memory by default)."""
         expected = {"memory": "MemoryStore", "sqlite": "SqliteStore"}[TEST_STORE]
         assert type(mock_of(client).backend.store).__name__ == expected
+
+
+class TestClock:
+    @pytest.mark.parametrize("speed", [0, -1, 1e308, float("inf"), float("nan"), True, "fast"])
+    def test_speeds_that_cannot_run_are_refused(self, speed: object) -> None:
+        """A speed that is not a positive finite number up to MAX_SPEED is a ValueError, and
+        the clock keeps its old speed."""
+        clock = Clock(ClockMode.MANUAL, 2.0, 0)
+        with pytest.raises(ValueError, match="clock speed"):
+            clock.set_mode(ClockMode.REAL, speed)  # type: ignore[arg-type]
+        assert (clock.mode, clock.speed) == (ClockMode.MANUAL, 2.0)
+
+    def test_a_speed_of_1e308_is_refused_by_the_control_api(self, client: TestClient) -> None:
+        """POST /__admin/clock {"speed": 1e308} is 1201 naming the bound; the API still works."""
+        r = client.post("/__admin/clock", json={"mode": "real", "speed": 1e308})
+        assert r.status_code == 400 and r.json()["code"] == 1201, r.text
+        assert "clock speed must be > 0 and <= 1e+06" in r.json()["message"]
+        assert client.get("/v1/videos/advanced-lip-sync").json()["code"] == 0
+
+    def test_every_change_reaches_the_listeners(self) -> None:
+        """advance, set_time, set_mode, reset and restore each tell the listeners the state."""
+        clock = Clock(ClockMode.MANUAL, 1.0, 1000)
+        seen: list[ClockState] = []
+        clock.listeners.append(seen.append)
+        clock.advance(5)
+        clock.set_time(2000)
+        clock.set_mode(ClockMode.MANUAL, 3.0)
+        clock.reset(ClockMode.MANUAL, 1.0, 7)
+        clock.restore(ClockState(ClockMode.MANUAL, 4.0, 9000, 0.0))
+        assert [(s.anchor_ms, s.speed) for s in seen] == [
+            (1005, 1.0),
+            (2000, 1.0),
+            (2000, 3.0),
+            (7, 1.0),
+            (9000, 4.0),
+        ]
+        assert seen[-1] == clock.state() and clock.now_ms() == 9000
+
+    def test_a_wall_clock_set_back_does_not_move_the_timeline_back(self) -> None:
+        """A real-mode state saved with a wall time in the future resumes at its anchor."""
+        clock = Clock()
+        clock.restore(ClockState(ClockMode.REAL, 1.0, 5_000, time.time() + 3600))
+        assert 5_000 <= clock.now_ms() < 6_000

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 from .conftest import AUTH, create_body
+from .hostile.harness import assert_envelope
 
 TASKS = "/v1/videos/advanced-lip-sync"
 RANK = {"submitted": 0, "processing": 1, "succeed": 2, "failed": 2}
@@ -257,5 +259,32 @@ class TestClockRestart:
             after = clock(s.base_url)
             assert (after["mode"], after["speed"]) == ("real", 60)
             assert before["now_ms"] <= after["now_ms"] < T0 + 86_400_000  # not wall time
+        finally:
+            s.kill()
+
+
+class TestLockedFile:
+    def test_a_lock_held_by_another_process_is_a_5001_envelope(self, tmp_path: Path) -> None:
+        """While another process holds the SQLite file exclusively, a create is answered 5001
+        (HTTP 503, naming the file) within 3 s, the loop keeps serving other requests, and
+        once the lock is gone the same request succeeds."""
+        s = Server(tmp_path / "db", tmp_path / "mock.log")
+        try:
+            s.start()
+            other = sqlite3.connect(tmp_path / "db", isolation_level=None)
+            other.execute("BEGIN EXCLUSIVE")
+            with httpx.Client(base_url=s.base_url, headers=AUTH, trust_env=False) as http:
+                started = time.perf_counter()
+                r = http.post("/v1/videos/identify-face", json={"video_url": "https://e.com/a.mp4"})
+                waited = time.perf_counter() - started
+                print(f"\n[sqlite locked] answered {r.status_code} in {waited:.2f} s: {r.text}")
+                body = assert_envelope(r, 5001)
+                assert "locked by another process" in body["message"] and waited < 3.0
+                assert http.get("/openapi.json").status_code == 200
+                other.execute("ROLLBACK")
+                other.close()
+                r = http.post("/v1/videos/identify-face", json={"video_url": "https://e.com/a.mp4"})
+                assert r.status_code == 200, r.text
+            assert "Traceback" not in (tmp_path / "mock.log").read_text()
         finally:
             s.kill()

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from starlette.testclient import TestClient
 
 from mock_server.cli import main
 from mock_server.config import Config, default_accounts
+from mock_server.domain.errors import ApiError
 from mock_server.domain.ids import IdSource
 from mock_server.domain.models import (
     Account,
@@ -29,6 +31,7 @@ from mock_server.domain.models import (
     DeliveryAttempt,
     Face,
     JournalEntry,
+    JournalQuery,
     MetaSource,
     Session,
     SessionId,
@@ -227,8 +230,107 @@ class TestOpening:
         bad.write_text("not a database" * 100)
         with pytest.raises(ValueError, match=r"sqlite:.*notes.txt: cannot open"):
             SqliteStore(bad)
-        with pytest.raises(ValueError, match="cannot open"):
-            SqliteStore(tmp_path)  # a directory
+        with pytest.raises(ValueError, match=r"sqlite:.*: is a directory; name a file in it"):
+            SqliteStore(tmp_path)
+
+    @pytest.mark.parametrize("table", ["tasks (id INTEGER, name TEXT)", "notes (x)"])
+    def test_a_foreign_database_is_refused_untouched(self, tmp_path: Path, table: str) -> None:
+        """A SQLite file another program wrote is refused, naming its tables, and left as it
+        was: no table added, no WAL mode switched on."""
+        path = tmp_path / "theirs.db"
+        with sqlite3.connect(path) as db:
+            db.execute(f"CREATE TABLE {table}")
+        db.close()
+        before = path.read_bytes()
+        with pytest.raises(ValueError, match=r"not a lipsync-mock store \(it holds the tables"):
+            SqliteStore(path)
+        assert path.read_bytes() == before
+        assert not (tmp_path / "theirs.db-wal").exists()
+
+    def test_a_damaged_file_is_one_clear_line(self, db_path: Path) -> None:
+        """A store file whose pages were overwritten is refused with SQLite's reason."""
+        s = SqliteStore(db_path)
+        for n in range(300):
+            s.add_journal(entry(n + 1, body={"k": "v" * 200}))
+        s.close()
+        data = bytearray(db_path.read_bytes())
+        for offset in range(8192, len(data), 4096):
+            data[offset + 100 : offset + 400] = b"\xff" * 300
+        db_path.write_bytes(bytes(data))
+        with pytest.raises(ValueError, match=r"cannot open the database: .*malformed") as caught:
+            SqliteStore(db_path)
+        assert "\n" not in str(caught.value)
+
+    def test_a_lock_held_elsewhere_is_5001_within_two_seconds(self, db_path: Path) -> None:
+        """While another process holds an exclusive lock, a write fails as 5001 (retryable,
+        naming the file) after the 1 s busy timeout, not 10 s; it works again after."""
+        s = SqliteStore(db_path)
+        other = sqlite3.connect(db_path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        started = time.perf_counter()
+        with pytest.raises(ApiError) as caught:
+            s.insert_task(make_task(1))
+        waited = time.perf_counter() - started
+        print(f"\n[sqlite locked] write refused after {waited:.2f} s: {caught.value.message}")
+        assert caught.value.code == 5001 and "locked by another process" in caught.value.message
+        assert waited < 2.0
+        other.execute("ROLLBACK")
+        other.close()
+        s.insert_task(make_task(1))
+        assert s.get_task(make_task(1).task_id) == make_task(1)
+        s.close()
+
+    def test_a_closed_store_answers_an_api_error(self, db_path: Path) -> None:
+        """Using a closed store is ApiError 5000 naming the file, not a bare sqlite3 error."""
+        s = SqliteStore(db_path)
+        s.close()
+        with pytest.raises(ApiError, match=r"store sqlite:.*closed") as caught:
+            s.get_task(make_task(1).task_id)
+        assert caught.value.code == 5000
+
+    def test_a_schema_1_file_is_upgraded_in_place(self, db_path: Path) -> None:
+        """A file written by schema 1 (no filter columns on the journal) opens: its journal and
+        deliveries are kept, filterable and counted against the byte budget."""
+        db_path.parent.mkdir(parents=True)
+        db = sqlite3.connect(db_path)
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('schema', '1')")
+        db.execute("CREATE TABLE journal (n INTEGER PRIMARY KEY, seq INTEGER NOT NULL, doc TEXT)")
+        db.execute(
+            "CREATE TABLE deliveries (n INTEGER PRIMARY KEY, task_id TEXT NOT NULL, doc TEXT)"
+        )
+        old = [entry(1, method="POST", code=1201), entry(2, path="/v1/audio/tts")]
+        for e in old:
+            db.execute("INSERT INTO journal (seq, doc) VALUES (?, ?)", (e.seq, dumps(e)))
+        db.execute(
+            "INSERT INTO deliveries (task_id, doc) VALUES ('t', ?)", (dumps(attempt(1, "t")),)
+        )
+        db.commit()
+        db.close()
+        s = SqliteStore(db_path)
+        assert s.journal() == old
+        assert s.journal(JournalQuery(method="POST", code=1201)) == old[:1]
+        assert s.journal(JournalQuery(path_prefix="/v1/audio")) == old[1:]
+        assert s.deliveries("t") == [attempt(1, "t")]
+        s.add_journal(entry(3))
+        assert s.last_journal_seq() == 3
+        s.close()
+        with sqlite3.connect(db_path) as db:
+            assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "2"
+        db.close()
+
+    def test_journal_queries_walk_the_seq_index(self, db_path: Path) -> None:
+        """Every journal filter reads the seq index in order with no sort: LIMIT stops it."""
+        SqliteStore(db_path).close()
+        db = sqlite3.connect(db_path)
+        sql = (
+            "SELECT doc FROM journal WHERE seq > ? AND method = ? AND operation = ? "
+            "AND account = ? AND code = ? AND substr(path, 1, ?) = ? ORDER BY seq LIMIT ?"
+        )
+        params = (0, "GET", "x", "a", 0, 3, "/v1", 1)
+        plan = " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql, params))
+        db.close()
+        assert "journal_by_seq" in plan and "TEMP B-TREE" not in plan, plan
 
     def test_other_schema_version_is_refused(self, db_path: Path) -> None:
         """A file written by another schema version is refused rather than misread."""

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .clock import ClockState
+from .clock import ClockState, check_speed
 from .codec import dumps, from_doc, loads, to_doc
+from .errors import INTERNAL, UNAVAILABLE, ApiError
 from .models import (
     EVERY_ENTRY,
     AccountId,
@@ -109,6 +110,10 @@ ALTER TABLE deliveries ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
 UPDATE deliveries SET size = length(doc) + 256;
 """
 
+# Seconds a statement waits for a lock another process holds. Our own transactions are short
+# and serialised by one lock; a longer wait would only freeze the event loop longer.
+BUSY_TIMEOUT_S = 1.0
+
 IN_FLIGHT = "status IN ('submitted', 'processing')"  # must match tasks_in_flight's WHERE
 
 
@@ -139,17 +144,32 @@ class SqliteStore:
         self._journal_limit = journal_limit
         self._journal_budget = journal_bytes
         self._lock = threading.RLock()
+        where = f"store sqlite:{self.path}"
+        if self.path.is_dir():
+            raise ValueError(f"{where}: is a directory; name a file in it (e.g. {path}/mock.db)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
             )
             self._open()
+        except ApiError as exc:  # locked or broken: one line, already naming the file
+            reason = exc.message.removeprefix(f"{where}: ")
+            raise ValueError(f"{where}: cannot open the database: {reason}") from exc
         except (OSError, sqlite3.Error) as exc:
-            raise ValueError(f"store sqlite:{self.path}: cannot open the database: {exc}") from exc
+            raise ValueError(f"{where}: cannot open the database: {exc}") from exc
 
     def _open(self) -> None:
         db = self._db
+        # Before any write (WAL mode included): a foreign database is left as it was.
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        ours = "meta" in tables and db.execute("SELECT 1 FROM meta WHERE key = 'schema'").fetchone()
+        if tables and not ours:
+            listed = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+            raise sqlite3.DatabaseError(
+                f"not a lipsync-mock store (it holds the tables {listed}); "
+                "give --store a new file or one this mock wrote"
+            )
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"the file system refused WAL mode (got {mode!r})")
@@ -189,9 +209,28 @@ class SqliteStore:
         self._journal_bytes, self._delivery_bytes = int(sizes[0]), int(sizes[1])
 
     @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """SQLite failures as the envelope's errors: a lock held by another process is 5001
+        (retryable), a broken or closed file 5000 naming it; a uniqueness conflict stays an
+        IntegrityError for the caller to interpret."""
+        try:
+            yield
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            text = str(exc)
+            if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+                raise ApiError(
+                    UNAVAILABLE,
+                    f"store sqlite:{self.path}: the database is locked by another process; "
+                    "try again",
+                ) from exc
+            raise ApiError(INTERNAL, f"store sqlite:{self.path}: {text}") from exc
+
+    @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; BEGIN IMMEDIATE takes the write lock up front (no upgrade)."""
-        with self._lock:
+        with self._lock, self._guard():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -202,15 +241,15 @@ class SqliteStore:
                 raise
 
     def _all(self, sql: str, params: Params = ()) -> list[Any]:
-        with self._lock:
+        with self._lock, self._guard():
             return self._db.execute(sql, params).fetchall()
 
     def _one(self, sql: str, params: Params = ()) -> Any:
-        with self._lock:
+        with self._lock, self._guard():
             return self._db.execute(sql, params).fetchone()
 
     def _write(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
-        with self._lock:  # a single statement outside BEGIN commits on its own
+        with self._lock, self._guard():  # a single statement outside BEGIN commits on its own
             return self._db.execute(sql, params)
 
     def close(self) -> None:
@@ -489,8 +528,13 @@ class SqliteStore:
         if row is None:
             return None
         try:
-            return loads(ClockState, row[0])
-        except (ValueError, TypeError, KeyError):
+            state = loads(ClockState, row[0])
+            check_speed(state.speed)
+            if not isinstance(state.anchor_ms, int) or not 0 <= state.anchor_ms <= 2**53:
+                return None
+            float(state.anchor_wall_s)
+            return state
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None  # unreadable: the configured clock starts instead
 
     # -- fixtures registered through the control API ---------------------------------------

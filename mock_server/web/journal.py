@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import math
 import time
 from typing import Any
@@ -34,7 +35,11 @@ MAX_PATH = 512
 MAX_QUERY = 1024
 MAX_MESSAGE = 1024
 BIG_INT_BITS = 64
-RAW_BODY = "journal_raw_body"  # request.state attribute the body reader leaves the bytes in
+RAW_BODY = "journal_raw_body"
+
+log = logging.getLogger(
+    "mock_server"
+)  # request.state attribute the body reader leaves the bytes in
 
 
 def clip(text: str, limit: int) -> str:
@@ -123,29 +128,31 @@ class Journal:
         started: float,
     ) -> None:
         raw: bytes | None = getattr(request.state, RAW_BODY, None)
-        self._store.add_journal(
-            JournalEntry(
-                seq=next(self._seq),
-                wall_ms=int(time.time() * 1000),
-                clock_ms=self._clock.now_ms(),
-                method=clip(request.method, 16),
-                path=clip(request.url.path, MAX_PATH),
-                query=clip(request.url.query, MAX_QUERY),
-                operation=operation,
-                account=principal.account if principal else None,
-                auth=principal.via if principal else None,
-                token_lifetime_s=principal.token_lifetime_s if principal else None,
-                body=summarise(body),
-                http_status=http_status,
-                code=0 if error is None else error.code,
-                request_id=request_id,
-                latency_ms=round((time.perf_counter() - started) * 1000, 3),
-                message="" if error is None else clip(error.message, MAX_MESSAGE),
-                rule=None if error is None else error.rule,
-                body_bytes=None if raw is None else len(raw),
-                body_sha256=None if raw is None else hashlib.sha256(raw).hexdigest(),
-            )
+        entry = JournalEntry(
+            seq=next(self._seq),
+            wall_ms=int(time.time() * 1000),
+            clock_ms=self._clock.now_ms(),
+            method=clip(request.method, 16),
+            path=clip(request.url.path, MAX_PATH),
+            query=clip(request.url.query, MAX_QUERY),
+            operation=operation,
+            account=principal.account if principal else None,
+            auth=principal.via if principal else None,
+            token_lifetime_s=principal.token_lifetime_s if principal else None,
+            body=summarise(body),
+            http_status=http_status,
+            code=0 if error is None else error.code,
+            request_id=request_id,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            message="" if error is None else clip(error.message, MAX_MESSAGE),
+            rule=None if error is None else error.rule,
+            body_bytes=None if raw is None else len(raw),
+            body_sha256=None if raw is None else hashlib.sha256(raw).hexdigest(),
         )
+        try:
+            self._store.add_journal(entry)
+        except ApiError as failure:  # the store cannot take it (locked, broken): answer anyway
+            log.warning("request %s not journaled: %s", request_id, failure.message)
 
     def reset(self) -> None:
         self._seq = itertools.count(1)

@@ -7,12 +7,15 @@ measures the server's RSS (from /proc/PID/status) before and after, and how long
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from mock_server.web.journal import MAX_NODES, summarise
 
 from .harness import AUTH, ServerProcess
 
@@ -108,3 +111,54 @@ class TestJournalBudget:
         assert grown_mb < 32
         assert len(kept) <= 1024
         assert read_s < 1.0
+
+
+class TestSummary:
+    def test_small_values_stay_exactly_as_sent(self) -> None:
+        """A typical create body (numbers, short strings, booleans, null) is kept unchanged:
+        check-client re-validates these values."""
+        body = {
+            "session_id": "800000000000000001",
+            "face_choose": [
+                {"face_id": "0", "sound_start_time": 0, "sound_end_time": 3000, "sound_volume": 1.5}
+            ],
+            "watermark_info": {"enabled": False},
+            "callback_url": None,
+            "n": -(2**63),
+        }
+        assert summarise(body) == body
+
+    def test_long_and_big_values_are_described(self) -> None:
+        """Long strings give their kind and length, long keys are cut, huge ints their size."""
+        out = summarise({"a": "x" * 300, "u": "https://" + "y" * 300, "k" * 500: 2**200})
+        assert out["a"] == "<base64 300 chars>" and out["u"] == "<url 308 chars>"
+        (long_key,) = (k for k in out if k.startswith("kkk"))
+        assert len(long_key) <= 64 and long_key.endswith("<500 chars>")
+        assert out[long_key] == "<integer 201 bits>"
+
+    def test_huge_and_deep_bodies_cost_bounded_time(self) -> None:
+        """800k keys, a 200k-item list and 5000 levels of nesting are summarised in < 50 ms
+        each into a few KB, saying how much was left out."""
+        deep: list[object] = []
+        cursor = deep
+        for _ in range(5000):
+            cursor.append([])
+            cursor = cursor[0]  # type: ignore[assignment]
+        for value, marker in (
+            ({f"k{i}": 0 for i in range(800_000)}, "<799950 more keys>"),
+            (list(range(200_000)), "<199950 more items>"),
+            (deep, "nested deeper than 16 levels"),
+        ):
+            started = time.perf_counter()
+            out = summarise(value)
+            spent = time.perf_counter() - started
+            text = json.dumps(out)
+            print(f"\n[summary] {marker}: {spent * 1000:.2f} ms, {len(text)} bytes")
+            assert spent < 0.05 and len(text) < 8192 and marker in text
+
+    def test_many_wide_containers_stop_at_the_node_budget(self) -> None:
+        """50 lists of 50 long-ish strings stop after MAX_NODES values in all, saying so."""
+        out = summarise({f"f{i}": ["s" * 200] * 50 for i in range(50)})
+        text = json.dumps(out)
+        assert text.count("s" * 200) <= MAX_NODES and "more keys>" in text
+        assert len(text) < MAX_NODES * 260
