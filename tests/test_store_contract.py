@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from mock_server.domain.clock import Clock, ClockMode, ClockState
+from mock_server.domain.errors import ApiError
 from mock_server.domain.models import (
     AccountId,
     BlobKey,
@@ -365,3 +366,18 @@ class TestFixtureDocs:
         ]
         store.clear_fixture_docs()
         assert store.fixture_docs() == []
+
+    def test_documents_over_the_byte_budget_are_refused(self, make_store: MakeStore) -> None:
+        """A document that would take the kept documents over fixture_bytes is refused with
+        1201 and not kept; after a clear it fits again."""
+        store = make_store(fixture_bytes=1000)
+        doc = fixture_doc({"videos": [{"url": "u" * 300, "duration_ms": 1}]})
+        store.add_fixture_doc(doc)
+        store.add_fixture_doc(doc)
+        with pytest.raises(ApiError, match=r"over the 1000 the store keeps") as caught:
+            store.add_fixture_doc(doc)
+        assert caught.value.code == 1201
+        assert store.fixture_docs() == [doc, doc]
+        store.clear_fixture_docs()
+        store.add_fixture_doc(doc)
+        assert store.fixture_docs() == [doc]

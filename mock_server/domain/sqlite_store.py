@@ -29,6 +29,7 @@ from .models import (
     VideoId,
 )
 from .store import (
+    FIXTURE_BYTES,
     JOURNAL_BYTES,
     JOURNAL_LIMIT,
     BoundedLog,
@@ -36,6 +37,7 @@ from .store import (
     FixtureDoc,
     blob_key,
     fixture_doc,
+    fixtures_full,
     journal_fields,
 )
 
@@ -138,9 +140,11 @@ class SqliteStore:
         blob_budget_bytes: int = 256 * 1024 * 1024,
         journal_limit: int = JOURNAL_LIMIT,
         journal_bytes: int = JOURNAL_BYTES,
+        fixture_bytes: int = FIXTURE_BYTES,
     ) -> None:
         self.path = Path(path)
         self._blob_budget = blob_budget_bytes
+        self._fixture_budget = fixture_bytes
         self._journal_limit = journal_limit
         self._journal_budget = journal_bytes
         self._lock = threading.RLock()
@@ -540,7 +544,12 @@ class SqliteStore:
     # -- fixtures registered through the control API ---------------------------------------
 
     def add_fixture_doc(self, doc: FixtureDoc) -> None:
-        self._write("INSERT INTO fixture_docs (doc) VALUES (?)", (json.dumps(doc),))
+        text = json.dumps(doc, separators=(",", ":"))
+        with self._tx() as db:
+            kept = db.execute("SELECT COALESCE(SUM(length(doc)), 0) FROM fixture_docs").fetchone()
+            if int(kept[0]) + len(text) > self._fixture_budget:
+                raise fixtures_full(len(text), int(kept[0]), self._fixture_budget)
+            db.execute("INSERT INTO fixture_docs (doc) VALUES (?)", (text,))
 
     def fixture_docs(self) -> list[FixtureDoc]:
         rows = self._all("SELECT doc FROM fixture_docs ORDER BY n")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import bisect
 import hashlib
 import heapq
+import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, Protocol, TypedDict, TypeVar
 
 from .clock import ClockState
 from .codec import dumps, loads
+from .errors import INVALID_PARAMETER, ApiError
 from .models import (
     EVERY_ENTRY,
     AccountId,
@@ -44,6 +46,22 @@ class FixtureDoc(TypedDict, total=False):
     videos: list[dict[str, Any]]
     audios: list[dict[str, Any]]
     outcomes: list[dict[str, Any]]
+
+
+FIXTURE_BYTES = 16 * 1024 * 1024  # fixtures documents kept for a restart, as JSON, in all
+
+
+def fixture_doc_size(doc: FixtureDoc) -> int:
+    return len(json.dumps(doc, separators=(",", ":")))
+
+
+def fixtures_full(size: int, kept: int, budget: int) -> ApiError:
+    return ApiError(
+        INVALID_PARAMETER,
+        f"fixtures: this document ({size} bytes as JSON) would make the fixtures kept for a "
+        f"restart {kept + size} bytes, over the {budget} the store keeps; "
+        "DELETE /__admin/fixtures first or use a --fixtures file",
+    )
 
 
 def fixture_doc(doc: Mapping[str, Any]) -> FixtureDoc:
@@ -126,7 +144,10 @@ class Blobs(Protocol):
 class FixtureDocs(Protocol):
     """Fixtures documents registered through the control API, replayed at a restart."""
 
-    def add_fixture_doc(self, doc: FixtureDoc) -> None: ...
+    def add_fixture_doc(self, doc: FixtureDoc) -> None:
+        """Keep `doc`; an ApiError (1201), keeping nothing, when the documents kept would hold
+        more than the store's fixture byte budget."""
+
     def fixture_docs(self) -> list[FixtureDoc]:
         """The documents add_fixture_doc kept, in the order they were added."""
 
@@ -237,8 +258,10 @@ class MemoryStore:
         blob_budget_bytes: int = 256 * 1024 * 1024,
         journal_limit: int = JOURNAL_LIMIT,
         journal_bytes: int = JOURNAL_BYTES,
+        fixture_bytes: int = FIXTURE_BYTES,
     ) -> None:
         self._blob_budget = blob_budget_bytes
+        self._fixture_budget = fixture_bytes
         self._journal = BoundedLog(JournalEntry, journal_bytes, journal_limit)
         self._deliveries = BoundedLog(DeliveryAttempt, journal_bytes, journal_limit)
         self._delivery_n = 0
@@ -265,6 +288,7 @@ class MemoryStore:
         self._journal.clear()
         self._deliveries.clear()
         self._fixture_docs: list[FixtureDoc] = []
+        self._fixture_bytes = 0
 
     def put_session(self, session: Session) -> None:
         self._sessions[(session.account, session.session_id)] = session
@@ -390,10 +414,15 @@ class MemoryStore:
         )
 
     def add_fixture_doc(self, doc: FixtureDoc) -> None:
+        size = fixture_doc_size(doc)
+        if self._fixture_bytes + size > self._fixture_budget:
+            raise fixtures_full(size, self._fixture_bytes, self._fixture_budget)
         self._fixture_docs.append(doc)
+        self._fixture_bytes += size
 
     def fixture_docs(self) -> list[FixtureDoc]:
         return list(self._fixture_docs)
 
     def clear_fixture_docs(self) -> None:
         self._fixture_docs.clear()
+        self._fixture_bytes = 0

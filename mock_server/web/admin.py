@@ -15,6 +15,7 @@ from .. import fixtures_file
 from ..domain.clock import ClockMode
 from ..domain.errors import INVALID_PARAMETER, NOT_FOUND, ApiError
 from ..domain.faults import fault_from_dict
+from ..domain.fixtures import FixtureSet
 from ..domain.models import AccountId, JournalQuery
 from ..domain.store import fixture_doc
 from ..spec import ADMIN_SPEC_FILE, load_document
@@ -175,10 +176,15 @@ async def add_fixtures(request: Request, mock: Mock) -> Any:
     body = await _body(request, mock)
     faults = fixtures_file.faults(body)  # all checked before anything is installed
     body.pop("faults", None)
-    fixtures_file.apply(body, mock.backend.fixtures)
-    mock.backend.store.add_fixture_doc(
-        fixture_doc(body)
-    )  # faults are not kept: their hit counts would restart
+    new = fixtures_file.apply(body, FixtureSet())  # checked before anything is kept or installed
+    # faults are not kept: their hit counts would restart; the store refuses over its budget
+    mock.backend.store.add_fixture_doc(fixture_doc(body))
+    into = mock.backend.fixtures
+    into.videos_by_url.update(new.videos_by_url)
+    into.videos_by_id.update(new.videos_by_id)
+    into.audios_by_url.update(new.audios_by_url)
+    into.audios_by_id.update(new.audios_by_id)
+    into.outcomes.extend(new.outcomes)
     for fault in faults:
         mock.backend.faults.add(fault)
     return _fixture_listing(mock)

@@ -162,3 +162,29 @@ class TestSummary:
         text = json.dumps(out)
         assert text.count("s" * 200) <= MAX_NODES and "more keys>" in text
         assert len(text) < MAX_NODES * 260
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_the_journal_stays_within_journal_mb(tmp_path: Path, store: str) -> None:
+    """With --journal-mb 1, 300 requests of ~13 KB summaries each leave a journal of at most
+    ~1 MB: the oldest entries are gone, the newest kept, seq numbers contiguous."""
+    args = ["--journal-mb", "1"]
+    if store == "sqlite":
+        args += ["--store", f"sqlite:{tmp_path / 'mock.db'}"]
+    body = json.dumps({f"field{i}": "v" * 250 for i in range(50)}).encode()
+    with (
+        ServerProcess(*args) as server,
+        httpx.Client(base_url=server.base_url, trust_env=False, timeout=30) as http,
+    ):
+        for _ in range(300):
+            assert http.post(TASKS, content=body, headers=JSON).status_code == 400
+        r = http.get("/__admin/journal")
+        kept = r.json()["data"]
+    seqs = [e["seq"] for e in kept]
+    print(
+        f"\n[journal-mb 1, {store}] 300 requests of {len(body) / 1024:.0f} KB: {len(kept)} "
+        f"entries kept, {len(r.content) / 1024:.0f} KB as JSON"
+    )
+    assert seqs == list(range(301 - len(kept), 301)) and 30 < len(kept) < 300
+    assert len(r.content) < 1.5 * MB
+    assert kept[-1]["body_bytes"] == len(body) and len(kept[-1]["body_sha256"]) == 64
