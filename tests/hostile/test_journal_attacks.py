@@ -188,3 +188,34 @@ def test_the_journal_stays_within_journal_mb(tmp_path: Path, store: str) -> None
     assert seqs == list(range(301 - len(kept), 301)) and 30 < len(kept) < 300
     assert len(r.content) < 1.5 * MB
     assert kept[-1]["body_bytes"] == len(body) and len(kept[-1]["body_sha256"]) == 64
+
+
+@pytest.mark.slow
+def test_one_entry_of_a_full_journal_is_read_in_milliseconds(server: ServerProcess) -> None:
+    """With 10,000 entries journaled, `limit=1` (plain, or filtered past 9000) answers in
+    under 100 ms (median of 5): the store stops at the limit."""
+    body = json.dumps(
+        {
+            "session_id": "1",
+            "face_choose": [
+                {"face_id": "0", "sound_file": "https://e.com/a.mp3", "sound_end_time": 3000}
+            ],
+        }
+    ).encode()
+    with httpx.Client(base_url=server.base_url, trust_env=False, timeout=30) as http:
+        for _ in range(10_000):
+            http.post(TASKS, content=body, headers=JSON)
+        times = [journal_limit_1_s(http) for _ in range(5)]
+        started = time.perf_counter()
+        r = http.get(
+            "/__admin/journal",
+            params={"limit": 1, "operation": "createLipSyncTask", "after": 9000},
+        )
+        filtered_s = time.perf_counter() - started
+    median = sorted(times)[2]
+    print(
+        f"\n[journal full] 10k entries: limit=1 median {median * 1000:.1f} ms, filtered "
+        f"{filtered_s * 1000:.1f} ms, RSS {server.rss_kb() / 1024:.0f} MB"
+    )
+    assert [e["seq"] for e in r.json()["data"]] == [9001]
+    assert median < 0.1 and filtered_s < 0.1
