@@ -7,7 +7,7 @@ import hashlib
 import heapq
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, Protocol, TypedDict, TypeVar
 
 from .clock import ClockState
@@ -226,10 +226,6 @@ class BoundedLog(Generic[R]):
             if match(fields):
                 out.append(loads(self._cls, doc))
         return out
-
-    def __iter__(self) -> Iterator[R]:
-        for i in range(self._head, len(self._rows)):
-            yield loads(self._cls, self._rows[i][2])
 
 
 def journal_fields(entry: JournalEntry) -> tuple[Any, ...]:
