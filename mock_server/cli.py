@@ -128,6 +128,13 @@ def parser() -> argparse.ArgumentParser:
         help="[LIPSYNC_MOCK_MAX_BODY_MB] request body limit",
     )
     add(
+        "--journal-mb",
+        type=float,
+        default=float(_env("LIPSYNC_MOCK_JOURNAL_MB", "16") or 16),
+        help="[LIPSYNC_MOCK_JOURNAL_MB] bytes kept by the request journal and by the callback "
+        "delivery log, each; the oldest entries go first",
+    )
+    add(
         "--webhook-secret",
         default=_env("LIPSYNC_MOCK_WEBHOOK_SECRET"),
         metavar="whsec_...",
@@ -180,6 +187,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
         allow_dirs=tuple(args.allow_dir),
         store=args.store,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        journal_bytes=int(args.journal_mb * 1024 * 1024),
         webhook_secret=args.webhook_secret,
         callback_attempts=args.callback_attempts,
         callback_timeout_s=args.callback_timeout,

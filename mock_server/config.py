@@ -45,6 +45,7 @@ class Config:
     callback_timeout_s: float = 5.0
     callback_backoff_s: float = 0.5
     journal_limit: int = 10_000
+    journal_bytes: int = 16 * 1024 * 1024  # the journal's (and the delivery log's) byte budget
     log_level: str = "info"
     # Tests only: let callbacks and media fetches reach the mock's own address.
     allow_self_requests: bool = False

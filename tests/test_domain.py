@@ -1,4 +1,4 @@
-"""The domain on its own: its imports, the lifecycle table, the memory store, determinism."""
+"""The domain on its own: its imports, the lifecycle table, determinism."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 import mock_server.domain
+from mock_server.domain.clock import Clock, ClockMode, ClockState
 from mock_server.domain.lifecycle import ORDER, TRANSITIONS, result_expired, step, units_for
 from mock_server.domain.models import (
     RESULT_TTL_MS,
@@ -27,7 +28,6 @@ from mock_server.domain.models import (
     TaskStatus,
     VideoId,
 )
-from mock_server.domain.store import DuplicateExternalId, MemoryStore
 from mock_server.web.app import create_app
 from tests.conftest import (
     AUTH,
@@ -166,100 +166,6 @@ class TestLifecycleTable:
         assert not result_expired(make_task("2"), 50 + RESULT_TTL_MS)
 
 
-class TestMemoryStore:
-    def test_list_is_newest_first_per_account_in_pages(self) -> None:
-        """list_tasks pages over one account's tasks newest first; None lists every account."""
-        store = MemoryStore()
-        for i in range(5):
-            store.insert_task(make_task(str(i), "a" if i != 2 else "b", created_at_ms=i))
-        a = AccountId("a")
-        assert [t.task_id for t in store.list_tasks(a, 0, 2)] == ["4", "3"]
-        assert [t.task_id for t in store.list_tasks(a, 2, 2)] == ["1", "0"]
-        assert store.list_tasks(a, 4, 2) == []
-        assert store.list_tasks(a, 100, 2) == []
-        assert [t.task_id for t in store.list_tasks(None, 0, 10)] == ["4", "3", "2", "1", "0"]
-        assert store.list_tasks(AccountId("nobody"), 0, 10) == []
-        assert (store.count_tasks(a), store.count_tasks(None)) == (4, 5)
-
-    def test_pages_partition_the_tasks(self) -> None:
-        """For every page size, consecutive pages hold each task exactly once."""
-        store = MemoryStore()
-        for i in range(11):
-            store.insert_task(make_task(f"{i:02}", created_at_ms=i))
-        everything = [t.task_id for t in store.list_tasks(AccountId("acct"), 0, 100)]
-        for size in range(1, 13):
-            pages = [
-                t.task_id
-                for offset in range(0, 13, size)
-                for t in store.list_tasks(AccountId("acct"), offset, size)
-            ]
-            assert pages == everything
-
-    def test_pop_due_returns_due_tasks_in_due_order_once(self) -> None:
-        """pop_due gives the tasks due by now, earliest first, and never the same due twice."""
-        store = MemoryStore()
-        store.insert_task(make_task("late", created_at_ms=500))
-        store.insert_task(make_task("early", created_at_ms=0))
-        assert store.next_due_ms() == 1000
-        assert store.pop_due(999) == []
-        assert store.pop_due(1500) == ["early", "late"]
-        assert store.pop_due(1500) == []
-
-    def test_saved_transition_schedules_the_next_one(self) -> None:
-        """Saving a stepped task schedules its next transition; a finished task leaves the heap."""
-        store = MemoryStore()
-        task = make_task("1")
-        store.insert_task(task)
-        assert store.pop_due(1000) == ["1"]
-        processing = step(task, fixed_video_id)
-        store.save_task(processing)
-        assert store.pop_due(3999) == []
-        assert store.pop_due(4000) == ["1"]
-        store.save_task(step(processing, fixed_video_id))
-        assert store.pop_due(10**12) == []
-        assert store.task_by_result_video(VideoId("777")) is not None
-
-    def test_in_flight_counts_unfinished_tasks(self) -> None:
-        """Tasks count as in flight from insert until they reach a terminal status."""
-        store = MemoryStore()
-        task = make_task("1")
-        store.insert_task(task)
-        assert store.count_in_flight(AccountId("acct")) == 1
-        store.save_task(step(task, fixed_video_id))
-        assert store.count_in_flight(AccountId("acct")) == 1
-        store.save_task(step(step(task, fixed_video_id), fixed_video_id))
-        assert store.count_in_flight(AccountId("acct")) == 0
-
-    def test_external_task_id_is_unique_per_account(self) -> None:
-        """A second task with the same external_task_id in one account is refused atomically."""
-        store = MemoryStore()
-        store.insert_task(make_task("1", external_task_id="order"))
-        store.insert_task(make_task("2", "other", external_task_id="order"))
-        with pytest.raises(DuplicateExternalId):
-            store.insert_task(make_task("3", external_task_id="order"))
-        assert store.get_task(TaskId("3")) is None
-        found = store.task_by_external_id(AccountId("acct"), "order")
-        assert found is not None and found.task_id == "1"
-
-    def test_blobs_are_content_addressed_and_bounded(self) -> None:
-        """Equal bytes share one key, and old blobs are evicted beyond the byte budget."""
-        store = MemoryStore(blob_budget_bytes=10)
-        first = store.put_blob(b"123456")
-        assert store.put_blob(b"123456") == first
-        second = store.put_blob(b"abcdef")
-        assert store.get_blob(first) is None
-        assert store.get_blob(second) == b"abcdef"
-
-    def test_reset_forgets_everything(self) -> None:
-        """reset() empties tasks, schedule and indexes."""
-        store = MemoryStore()
-        store.insert_task(make_task("1", external_task_id="x"))
-        store.reset()
-        assert store.get_task(TaskId("1")) is None
-        assert store.task_by_external_id(AccountId("acct"), "x") is None
-        assert store.next_due_ms() is None
-
-
 # -- determinism ----------------------------------------------------------------------------
 
 
@@ -381,3 +287,46 @@ class TestRuleBook:
             book.check("op", Stage.REQUEST, object())
         assert (caught.value.rule, caught.value.code) == ("b", 1203)
         book.check("op", Stage.MEDIA, object())  # nothing registered there: nothing raised
+
+
+class TestClock:
+    @pytest.mark.parametrize("speed", [0, -1, 1e308, float("inf"), float("nan"), True, "fast"])
+    def test_speeds_that_cannot_run_are_refused(self, speed: object) -> None:
+        """A speed that is not a positive finite number up to MAX_SPEED is a ValueError, and
+        the clock keeps its old speed."""
+        clock = Clock(ClockMode.MANUAL, 2.0, 0)
+        with pytest.raises(ValueError, match="clock speed"):
+            clock.set_mode(ClockMode.REAL, speed)  # type: ignore[arg-type]
+        assert (clock.mode, clock.speed) == (ClockMode.MANUAL, 2.0)
+
+    def test_a_speed_of_1e308_is_refused_by_the_control_api(self, client: TestClient) -> None:
+        """POST /__admin/clock {"speed": 1e308} is 1201 naming the bound; the API still works."""
+        r = client.post("/__admin/clock", json={"mode": "real", "speed": 1e308})
+        assert r.status_code == 400 and r.json()["code"] == 1201, r.text
+        assert "speed: 1e+308 is greater than the maximum of 1000000" in r.json()["message"]
+        assert client.get("/v1/videos/advanced-lip-sync").json()["code"] == 0
+
+    def test_every_change_reaches_the_listeners(self) -> None:
+        """advance, set_time, set_mode, reset and restore each tell the listeners the state."""
+        clock = Clock(ClockMode.MANUAL, 1.0, 1000)
+        seen: list[ClockState] = []
+        clock.listeners.append(seen.append)
+        clock.advance(5)
+        clock.set_time(2000)
+        clock.set_mode(ClockMode.MANUAL, 3.0)
+        clock.reset(ClockMode.MANUAL, 1.0, 7)
+        clock.restore(ClockState(ClockMode.MANUAL, 4.0, 9000, 0.0))
+        assert [(s.anchor_ms, s.speed) for s in seen] == [
+            (1005, 1.0),
+            (2000, 1.0),
+            (2000, 3.0),
+            (7, 1.0),
+            (9000, 4.0),
+        ]
+        assert seen[-1] == clock.state() and clock.now_ms() == 9000
+
+    def test_a_wall_clock_set_back_does_not_move_the_timeline_back(self) -> None:
+        """A real-mode state saved with a wall time in the future resumes at its anchor."""
+        clock = Clock()
+        clock.restore(ClockState(ClockMode.REAL, 1.0, 5_000, time.time() + 3600))
+        assert 5_000 <= clock.now_ms() < 6_000

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 from .conftest import AUTH, create_body
+from .hostile.harness import assert_envelope
 
 TASKS = "/v1/videos/advanced-lip-sync"
 RANK = {"submitted": 0, "processing": 1, "succeed": 2, "failed": 2}
@@ -35,7 +37,8 @@ def free_port() -> int:
 class Server:
     """`python -m mock_server` on a SQLite file, started and stopped by the test."""
 
-    def __init__(self, db: Path, log: Path) -> None:
+    def __init__(self, db: Path, log: Path, *extra: str) -> None:
+        self.extra = extra
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._db = db
@@ -62,6 +65,7 @@ class Server:
                 "5",
                 "--log-level",
                 "warning",
+                *self.extra,
             ],
             stdout=self._out,
             stderr=subprocess.STDOUT,
@@ -74,6 +78,13 @@ class Server:
                     return
             time.sleep(0.05)
         raise AssertionError(f"the mock did not start: {self._log.read_text()}")
+
+    def stop(self) -> None:
+        """SIGTERM and wait: a clean shutdown."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=15)
+        self.kill()
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -191,3 +202,89 @@ class TestKill:
                     break
                 time.sleep(0.2)
             assert statuses == {"succeed"}, "tasks stopped moving after the restart"
+
+
+T0 = 1_722_769_557_708
+
+
+def clock(base_url: str) -> dict[str, Any]:
+    with httpx.Client(base_url=base_url, trust_env=False) as http:
+        data: dict[str, Any] = get(http, "/__admin/clock")
+        return data
+
+
+def post(base_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    with httpx.Client(base_url=base_url, trust_env=False) as http:
+        r = http.post(path, json=body)
+        assert r.status_code == 200, r.text
+        data: dict[str, Any] = r.json()["data"]
+        return data
+
+
+class TestClockRestart:
+    @pytest.mark.parametrize("end", ["sigterm", "sigkill"])
+    def test_a_manual_clock_comes_back_where_it_was(self, tmp_path: Path, end: str) -> None:
+        """A manual clock advanced by the control API is at the same time after a restart
+        (clean or SIGKILL), in manual mode; it never jumps to wall time."""
+        args = ("--clock", "manual", "--clock-start", str(T0))
+        s = Server(tmp_path / "db", tmp_path / "mock.log", *args)
+        try:
+            s.start()
+            post(s.base_url, "/__admin/clock/advance", {"ms": 3_600_000})
+            post(s.base_url, "/__admin/clock", {"now_ms": T0 + 7_200_000})
+            before = clock(s.base_url)
+            s.stop() if end == "sigterm" else s.kill()
+            s.start()
+            after = clock(s.base_url)
+            print(f"\n[clock restart {end}] before {before['now_ms']}, after {after['now_ms']}")
+            assert (after["mode"], after["now_ms"]) == ("manual", T0 + 7_200_000)
+            post(s.base_url, "/__admin/reset", {})
+            s.kill()
+            s.start()
+            assert clock(s.base_url)["now_ms"] == T0  # a reset is saved too
+        finally:
+            s.kill()
+
+    def test_a_scaled_clock_keeps_mode_speed_and_offset(self, tmp_path: Path) -> None:
+        """A clock switched to real mode at 60x and jumped ahead keeps its mode, speed and
+        offset after a restart: the time read after it is never earlier than before it."""
+        args = ("--clock", "manual", "--clock-start", str(T0))
+        s = Server(tmp_path / "db", tmp_path / "mock.log", *args)
+        try:
+            s.start()
+            post(s.base_url, "/__admin/clock", {"mode": "real", "speed": 60})
+            before = clock(s.base_url)
+            s.stop()
+            s.start()
+            after = clock(s.base_url)
+            assert (after["mode"], after["speed"]) == ("real", 60)
+            assert before["now_ms"] <= after["now_ms"] < T0 + 86_400_000  # not wall time
+        finally:
+            s.kill()
+
+
+class TestLockedFile:
+    def test_a_lock_held_by_another_process_is_a_5001_envelope(self, tmp_path: Path) -> None:
+        """While another process holds the SQLite file exclusively, a create is answered 5001
+        (HTTP 503, naming the file) within 3 s, the loop keeps serving other requests, and
+        once the lock is gone the same request succeeds."""
+        s = Server(tmp_path / "db", tmp_path / "mock.log")
+        try:
+            s.start()
+            other = sqlite3.connect(tmp_path / "db", isolation_level=None)
+            other.execute("BEGIN EXCLUSIVE")
+            with httpx.Client(base_url=s.base_url, headers=AUTH, trust_env=False) as http:
+                started = time.perf_counter()
+                r = http.post("/v1/videos/identify-face", json={"video_url": "https://e.com/a.mp4"})
+                waited = time.perf_counter() - started
+                print(f"\n[sqlite locked] answered {r.status_code} in {waited:.2f} s: {r.text}")
+                body = assert_envelope(r, 5001)
+                assert "locked by another process" in body["message"] and waited < 3.0
+                assert http.get("/openapi.json").status_code == 200
+                other.execute("ROLLBACK")
+                other.close()
+                r = http.post("/v1/videos/identify-face", json={"video_url": "https://e.com/a.mp4"})
+                assert r.status_code == 200, r.text
+            assert "Traceback" not in (tmp_path / "mock.log").read_text()
+        finally:
+            s.kill()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 
 from mock_server.cli import main
 from mock_server.config import Config, default_accounts
+from mock_server.domain.errors import ApiError
 from mock_server.domain.ids import IdSource
 from mock_server.domain.models import (
     Account,
@@ -30,78 +31,26 @@ from mock_server.domain.models import (
     DeliveryAttempt,
     Face,
     JournalEntry,
+    JournalQuery,
     MetaSource,
-    Outcome,
-    ParentVideo,
     Session,
     SessionId,
     SoundChoice,
     Task,
-    TaskId,
     TaskStatus,
     VideoId,
     VideoMeta,
 )
 from mock_server.domain.sqlite_store import SCHEMA_VERSION, SqliteStore, dumps, loads
-from mock_server.domain.store import DuplicateExternalId, MemoryStore, Store
+from mock_server.domain.store import DuplicateExternalId, MemoryStore
 from mock_server.web.app import create_app, open_store
 
 from .conftest import AUTH, create_body, face_choose, identify, manual_config, mock_of
+from .test_store_contract import T0, A, attempt, entry, make_task
 
 TASKS = "/v1/videos/advanced-lip-sync"
-T0 = 1_722_769_557_708
-A = AccountId("acct-a")
-B = AccountId("acct-b")
 OTHER_KEY = "other-api-key"
 OTHER = {"Authorization": f"Bearer {OTHER_KEY}"}
-
-
-def make_task(
-    n: int,
-    account: AccountId = A,
-    external: str = "",
-    status: TaskStatus = TaskStatus.SUBMITTED,
-    created: int = T0,
-) -> Task:
-    return Task(
-        task_id=TaskId(f"{10**17 + n}"),
-        account=account,
-        external_task_id=external,
-        session_id=SessionId("800000000000000001"),
-        face_id="0",
-        parent=ParentVideo("", "https://example.com/speaker.mp4", 13_600, 1920, 1080),
-        sound=SoundChoice(BlobKey("ab" * 32), 6000, 0, 3000, 500, 1.0, 0.5),
-        watermark=False,
-        callback_url="",
-        outcome=Outcome(1000, 3000),
-        status=status,
-        status_msg="",
-        created_at_ms=created,
-        updated_at_ms=created,
-    )
-
-
-def entry(seq: int) -> JournalEntry:
-    return JournalEntry(
-        seq, T0, T0, "GET", "/v1/x", "", None, None, None, None, None, 200, 0, f"r{seq}", 0.5
-    )
-
-
-def attempt(seq: int, task_id: str) -> DeliveryAttempt:
-    return DeliveryAttempt(
-        seq, f"msg_{seq}", task_id, "a", "succeed", "http://x/", 1, 200, None, 1.0, T0
-    )
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """Each store implementation, empty; the Store contract holds for both."""
-    if request.param == "memory":
-        yield MemoryStore(journal_limit=5)
-    else:
-        s = SqliteStore(tmp_path / "store.db", journal_limit=5)
-        yield s
-        s.close()
 
 
 @pytest.fixture
@@ -178,159 +127,6 @@ class TestRoundTrip:
         ]
 
 
-# -- the Store contract, on both stores --------------------------------------------------------
-
-
-class TestTasks:
-    @pytest.mark.parametrize("page_size", [1, 2, 3, 7, 30])
-    def test_pages_hold_each_task_once_newest_first(self, store: Store, page_size: int) -> None:
-        """Paging through an account (or all) yields every task exactly once, newest first."""
-        for n in range(17):
-            store.insert_task(make_task(n, A if n % 3 else B, created=T0 + n))
-        for account in (A, B, None):
-            seen: list[Task] = []
-            for page in itertools.count():
-                got = store.list_tasks(account, page * page_size, page_size)
-                assert len(got) <= page_size
-                if not got:
-                    break
-                seen += got
-            expected = [make_task(n, A if n % 3 else B, created=T0 + n) for n in range(17)]
-            expected = [t for t in expected if account in (None, t.account)][::-1]
-            assert seen == expected
-            assert store.count_tasks(account) == len(expected)
-
-    def test_external_id_is_unique_per_account(self, store: Store) -> None:
-        """A second task with an account's external_task_id is refused; other accounts and
-        empty external ids are free."""
-        store.insert_task(make_task(1, A, "order-1"))
-        with pytest.raises(DuplicateExternalId):
-            store.insert_task(make_task(2, A, "order-1"))
-        store.insert_task(make_task(3, B, "order-1"))
-        store.insert_task(make_task(4, A))
-        store.insert_task(make_task(5, A))
-        assert store.task_by_external_id(A, "order-1") == make_task(1, A, "order-1")
-        assert store.task_by_external_id(A, "") is None
-        assert store.get_task(make_task(2).task_id) is None
-        assert store.count_tasks(A) == 3
-
-    def test_in_flight_counts_follow_statuses(self, store: Store) -> None:
-        """count_in_flight counts an account's submitted and processing tasks only."""
-        for n in range(4):
-            store.insert_task(make_task(n))
-        store.insert_task(make_task(9, B))
-        store.save_task(dataclasses.replace(make_task(0), status=TaskStatus.PROCESSING))
-        store.save_task(dataclasses.replace(make_task(1), status=TaskStatus.SUCCEED))
-        store.save_task(dataclasses.replace(make_task(2), status=TaskStatus.FAILED))
-        assert store.count_in_flight(A) == 2
-        assert store.count_in_flight(B) == 1
-
-    def test_result_video_finds_its_task(self, store: Store) -> None:
-        """A task saved with a result video id is found by it."""
-        store.insert_task(make_task(1))
-        done = dataclasses.replace(
-            make_task(1), status=TaskStatus.SUCCEED, result_video_id=VideoId("v1")
-        )
-        store.save_task(done)
-        assert store.task_by_result_video(VideoId("v1")) == done
-        assert store.task_by_result_video(VideoId("v2")) is None
-
-
-class TestSchedule:
-    def test_due_tasks_pop_once_in_due_order(self, store: Store) -> None:
-        """pop_due returns what is due by now, earliest first, and removes it from the schedule."""
-        store.insert_task(make_task(1, created=T0 + 500))
-        store.insert_task(make_task(2, created=T0))
-        store.insert_task(make_task(3, created=T0 + 5000))
-        assert store.next_due_ms() == T0 + 1000
-        assert store.pop_due(T0 + 999) == []
-        assert store.pop_due(T0 + 1500) == [make_task(2).task_id, make_task(1).task_id]
-        assert store.pop_due(T0 + 1500) == []
-        assert store.next_due_ms() == T0 + 6000
-
-    def test_saved_next_state_is_scheduled(self, store: Store) -> None:
-        """After a popped task is saved in its next status, its next transition is due."""
-        store.insert_task(make_task(1))
-        assert store.pop_due(T0 + 1000) == [make_task(1).task_id]
-        store.save_task(dataclasses.replace(make_task(1), status=TaskStatus.PROCESSING))
-        assert store.next_due_ms() == T0 + 4000
-        assert store.pop_due(T0 + 4000) == [make_task(1).task_id]
-        store.save_task(dataclasses.replace(make_task(1), status=TaskStatus.SUCCEED))
-        assert store.next_due_ms() is None
-
-    def test_a_due_time_fires_at_most_once(self, store: Store) -> None:
-        """Saving a popped task again without a status change does not make it due again."""
-        store.insert_task(make_task(1))
-        assert store.pop_due(T0 + 1000) == [make_task(1).task_id]
-        store.save_task(dataclasses.replace(make_task(1), status_msg="touched"))
-        store.save_task(dataclasses.replace(make_task(1), status_msg="again"))
-        assert store.pop_due(T0 + 10_000) == []
-
-    def test_a_zero_ms_phase_fires_both_transitions(self, store: Store) -> None:
-        """With 0 ms of processing, the end of processing is due when processing starts, and
-        fires once even if the processing task is saved twice."""
-        task = dataclasses.replace(make_task(1), outcome=Outcome(1000, 0))
-        store.insert_task(task)
-        assert store.pop_due(T0 + 1000) == [task.task_id]
-        processing = dataclasses.replace(task, status=TaskStatus.PROCESSING)
-        store.save_task(processing)
-        store.save_task(processing)
-        assert store.pop_due(T0 + 1000) == [task.task_id]
-        assert store.pop_due(T0 + 1000) == []
-
-
-class TestBounds:
-    def test_journal_keeps_the_newest_entries(self, store: Store) -> None:
-        """The journal holds journal_limit entries; after_seq and limit select among them."""
-        for seq in range(1, 9):
-            store.add_journal(entry(seq))
-        assert [e.seq for e in store.journal()] == [4, 5, 6, 7, 8]
-        assert [e.seq for e in store.journal(after_seq=5)] == [6, 7, 8]
-        assert [e.seq for e in store.journal(after_seq=5, limit=2)] == [6, 7]
-
-    def test_deliveries_are_bounded_and_filtered_by_task(self, store: Store) -> None:
-        """Delivery attempts are bounded like the journal and filtered by task id."""
-        for seq in range(1, 9):
-            store.add_delivery(attempt(seq, "t1" if seq % 2 else "t2"))
-        assert [d.seq for d in store.deliveries()] == [4, 5, 6, 7, 8]
-        assert [d.seq for d in store.deliveries("t1")] == [5, 7]
-
-    def test_blobs_evict_the_least_recently_used(self, tmp_path: Path) -> None:
-        """Over the byte budget the least recently used blob goes; a read counts as a use."""
-        s = SqliteStore(tmp_path / "db", blob_budget_bytes=250)
-        one, two = s.put_blob(b"1" * 100), s.put_blob(b"2" * 100)
-        assert s.get_blob(one) is not None
-        three = s.put_blob(b"3" * 100)
-        assert s.get_blob(two) is None
-        assert s.get_blob(one) == b"1" * 100 and s.get_blob(three) == b"3" * 100
-        big = s.put_blob(b"4" * 1000)  # alone over budget: kept, everything else goes
-        assert s.get_blob(big) == b"4" * 1000
-        assert s.get_blob(one) is None and s.get_blob(three) is None
-
-    def test_blob_budget_holds_across_reopen(self, tmp_path: Path) -> None:
-        """A reopened store counts the blobs already on disk against the budget."""
-        s = SqliteStore(tmp_path / "db", blob_budget_bytes=250)
-        first = s.put_blob(b"1" * 100)
-        s.put_blob(b"2" * 100)
-        s.close()
-        s = SqliteStore(tmp_path / "db", blob_budget_bytes=250)
-        s.put_blob(b"3" * 100)
-        assert s.get_blob(first) is None
-
-    def test_reset_forgets_everything(self, store: Store) -> None:
-        """reset empties tasks, the schedule, sessions, blobs, journal, deliveries and fixtures."""
-        store.insert_task(make_task(1, external="x"))
-        key = store.put_blob(b"data")
-        store.add_journal(entry(1))
-        store.add_delivery(attempt(1, "t"))
-        store.add_fixture_doc({"outcomes": []})
-        store.reset()
-        assert store.list_tasks(None, 0, 10) == [] and store.next_due_ms() is None
-        assert store.task_by_external_id(A, "x") is None and store.get_blob(key) is None
-        assert store.journal() == [] and store.deliveries() == [] and store.fixture_docs() == []
-        store.insert_task(make_task(1, external="x"))
-
-
 class TestConcurrency:
     def test_one_of_racing_inserts_wins_an_external_id(self, tmp_path: Path) -> None:
         """Threads on one store and on a second connection race for one external id: one wins."""
@@ -377,6 +173,16 @@ class TestConcurrency:
 
 
 class TestReopen:
+    def test_blob_budget_holds_across_reopen(self, tmp_path: Path) -> None:
+        """A reopened store counts the blobs already on disk against the budget."""
+        s = SqliteStore(tmp_path / "db", blob_budget_bytes=250)
+        first = s.put_blob(b"1" * 100)
+        s.put_blob(b"2" * 100)
+        s.close()
+        s = SqliteStore(tmp_path / "db", blob_budget_bytes=250)
+        s.put_blob(b"3" * 100)
+        assert s.get_blob(first) is None
+
     def test_schedule_and_in_flight_come_back(self, db_path: Path) -> None:
         """A reopened store still knows what is due and how many tasks are in flight."""
         s = SqliteStore(db_path)
@@ -424,8 +230,107 @@ class TestOpening:
         bad.write_text("not a database" * 100)
         with pytest.raises(ValueError, match=r"sqlite:.*notes.txt: cannot open"):
             SqliteStore(bad)
-        with pytest.raises(ValueError, match="cannot open"):
-            SqliteStore(tmp_path)  # a directory
+        with pytest.raises(ValueError, match=r"sqlite:.*: is a directory; name a file in it"):
+            SqliteStore(tmp_path)
+
+    @pytest.mark.parametrize("table", ["tasks (id INTEGER, name TEXT)", "notes (x)"])
+    def test_a_foreign_database_is_refused_untouched(self, tmp_path: Path, table: str) -> None:
+        """A SQLite file another program wrote is refused, naming its tables, and left as it
+        was: no table added, no WAL mode switched on."""
+        path = tmp_path / "theirs.db"
+        with sqlite3.connect(path) as db:
+            db.execute(f"CREATE TABLE {table}")
+        db.close()
+        before = path.read_bytes()
+        with pytest.raises(ValueError, match=r"not a lipsync-mock store \(it holds the tables"):
+            SqliteStore(path)
+        assert path.read_bytes() == before
+        assert not (tmp_path / "theirs.db-wal").exists()
+
+    def test_a_damaged_file_is_one_clear_line(self, db_path: Path) -> None:
+        """A store file whose pages were overwritten is refused with SQLite's reason."""
+        s = SqliteStore(db_path)
+        for n in range(300):
+            s.add_journal(entry(n + 1, body={"k": "v" * 200}))
+        s.close()
+        data = bytearray(db_path.read_bytes())
+        for offset in range(8192, len(data), 4096):
+            data[offset + 100 : offset + 400] = b"\xff" * 300
+        db_path.write_bytes(bytes(data))
+        with pytest.raises(ValueError, match=r"cannot open the database: .*malformed") as caught:
+            SqliteStore(db_path)
+        assert "\n" not in str(caught.value)
+
+    def test_a_lock_held_elsewhere_is_5001_within_two_seconds(self, db_path: Path) -> None:
+        """While another process holds an exclusive lock, a write fails as 5001 (retryable,
+        naming the file) after the 1 s busy timeout, not 10 s; it works again after."""
+        s = SqliteStore(db_path)
+        other = sqlite3.connect(db_path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        started = time.perf_counter()
+        with pytest.raises(ApiError) as caught:
+            s.insert_task(make_task(1))
+        waited = time.perf_counter() - started
+        print(f"\n[sqlite locked] write refused after {waited:.2f} s: {caught.value.message}")
+        assert caught.value.code == 5001 and "locked by another process" in caught.value.message
+        assert waited < 2.0
+        other.execute("ROLLBACK")
+        other.close()
+        s.insert_task(make_task(1))
+        assert s.get_task(make_task(1).task_id) == make_task(1)
+        s.close()
+
+    def test_a_closed_store_answers_an_api_error(self, db_path: Path) -> None:
+        """Using a closed store is ApiError 5000 naming the file, not a bare sqlite3 error."""
+        s = SqliteStore(db_path)
+        s.close()
+        with pytest.raises(ApiError, match=r"store sqlite:.*closed") as caught:
+            s.get_task(make_task(1).task_id)
+        assert caught.value.code == 5000
+
+    def test_a_schema_1_file_is_upgraded_in_place(self, db_path: Path) -> None:
+        """A file written by schema 1 (no filter columns on the journal) opens: its journal and
+        deliveries are kept, filterable and counted against the byte budget."""
+        db_path.parent.mkdir(parents=True)
+        db = sqlite3.connect(db_path)
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('schema', '1')")
+        db.execute("CREATE TABLE journal (n INTEGER PRIMARY KEY, seq INTEGER NOT NULL, doc TEXT)")
+        db.execute(
+            "CREATE TABLE deliveries (n INTEGER PRIMARY KEY, task_id TEXT NOT NULL, doc TEXT)"
+        )
+        old = [entry(1, method="POST", code=1201), entry(2, path="/v1/audio/tts")]
+        for e in old:
+            db.execute("INSERT INTO journal (seq, doc) VALUES (?, ?)", (e.seq, dumps(e)))
+        db.execute(
+            "INSERT INTO deliveries (task_id, doc) VALUES ('t', ?)", (dumps(attempt(1, "t")),)
+        )
+        db.commit()
+        db.close()
+        s = SqliteStore(db_path)
+        assert s.journal() == old
+        assert s.journal(JournalQuery(method="POST", code=1201)) == old[:1]
+        assert s.journal(JournalQuery(path_prefix="/v1/audio")) == old[1:]
+        assert s.deliveries("t") == [attempt(1, "t")]
+        s.add_journal(entry(3))
+        assert s.last_journal_seq() == 3
+        s.close()
+        with sqlite3.connect(db_path) as db:
+            assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "2"
+        db.close()
+
+    def test_journal_queries_walk_the_seq_index(self, db_path: Path) -> None:
+        """Every journal filter reads the seq index in order with no sort: LIMIT stops it."""
+        SqliteStore(db_path).close()
+        db = sqlite3.connect(db_path)
+        sql = (
+            "SELECT doc FROM journal WHERE seq > ? AND method = ? AND operation = ? "
+            "AND account = ? AND code = ? AND substr(path, 1, ?) = ? ORDER BY seq LIMIT ?"
+        )
+        params = (0, "GET", "x", "a", 0, 3, "/v1", 1)
+        plan = " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql, params))
+        db.close()
+        assert "journal_by_seq" in plan and "TEMP B-TREE" not in plan, plan
 
     def test_other_schema_version_is_refused(self, db_path: Path) -> None:
         """A file written by another schema version is refused rather than misread."""
@@ -682,3 +587,24 @@ class TestRestart:
         with restartable() as client:
             assert client.get("/__admin/fixtures").json()["data"]["summary"]["videos"] == 0
             assert client.get(TASKS).json()["data"] == []
+
+
+@pytest.mark.slow
+def test_huge_fixture_documents_stop_at_the_budget(
+    make_client: Callable[..., TestClient], store_spec: str
+) -> None:
+    """9 MB fixtures documents (130k videos) are kept up to the 16 MB budget: the second is
+    refused with 1201 and installs nothing, so a restart replays at most 16 MB."""
+    url = "https://cdn.example.com/{:08d}.mp4"
+    videos = [{"url": url.format(i), "duration_ms": 5000} for i in range(130_000)]
+    client = make_client(store=store_spec)
+    r = client.post("/__admin/fixtures", json={"videos": videos})
+    assert r.status_code == 200 and r.json()["data"]["summary"]["videos"] == 130_000
+    more = [{"url": url.format(i) + "?b", "duration_ms": 5000} for i in range(130_000)]
+    started = time.perf_counter()
+    r = client.post("/__admin/fixtures", json={"videos": more})
+    spent = time.perf_counter() - started
+    print(f"\n[fixtures {store_spec[:6]}] second 9 MB document refused in {spent:.2f} s")
+    assert r.status_code == 400 and r.json()["code"] == 1201, r.text[:300]
+    assert "DELETE /__admin/fixtures first" in r.json()["message"]
+    assert client.get("/__admin/fixtures").json()["data"]["summary"]["videos"] == 130_000

@@ -21,6 +21,7 @@ from .fixtures import FixtureSet
 from .ids import IdSource
 from .lifecycle import step
 from .models import (
+    EVERY_ENTRY,
     AccountId,
     Audio,
     AudioId,
@@ -28,6 +29,7 @@ from .models import (
     BlobKey,
     DeliveryAttempt,
     JournalEntry,
+    JournalQuery,
     MetaSource,
     Outcome,
     ParentVideo,
@@ -459,17 +461,14 @@ class LipSyncBackend:
     ) -> None:
         """Register a parsed fixtures document: `apply` adds it to the set, `doc` is kept
         for a restart, `faults` are installed (not kept: their hit counts would restart)."""
+        self._store.add_fixture_doc(doc)  # first: it refuses a document over its budget
         apply(self._fixtures)
-        self._store.add_fixture_doc(doc)
         for fault in faults:
             self._faults.add(fault)
 
     def clear_fixtures(self) -> None:
         self._fixtures.clear()
         self._store.clear_fixture_docs()
-
-    def fixture_docs(self) -> list[Any]:
-        return self._store.fixture_docs()
 
     def faults(self) -> list[Fault]:
         return self._faults.all()
@@ -489,11 +488,14 @@ class LipSyncBackend:
 
     # -- records -------------------------------------------------------------------------------
 
-    def journal(self, after_seq: int = 0, limit: int | None = None) -> list[JournalEntry]:
-        return self._store.journal(after_seq, limit)
+    def journal(self, query: JournalQuery = EVERY_ENTRY) -> list[JournalEntry]:
+        """Journal entries matching `query`, oldest first; the store stops at its limit."""
+        return self._store.journal(query)
 
-    def deliveries(self, task_id: str | None = None) -> list[DeliveryAttempt]:
-        return self._store.deliveries(task_id)
+    def deliveries(
+        self, task_id: str | None = None, limit: int | None = None
+    ) -> list[DeliveryAttempt]:
+        return self._store.deliveries(task_id, limit)
 
     def _emit(self, event: TaskEvent) -> None:
         for listener in self._listeners:

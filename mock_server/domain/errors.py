@@ -17,6 +17,7 @@ NOT_FOUND: Final = 1203
 RATE_LIMITED: Final = 1302
 CONCURRENCY_LIMITED: Final = 1303
 INTERNAL: Final = 5000
+UNAVAILABLE: Final = 5001
 
 
 class ApiError(Exception):

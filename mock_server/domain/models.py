@@ -192,6 +192,35 @@ class JournalEntry:
     latency_ms: float
     message: str = ""  # the refusal's message, empty on success
     rule: str | None = None  # the x-kling-rules id a refusal names
+    body_bytes: int | None = None  # the size of the raw body read, None when none was read
+    body_sha256: str | None = None  # its SHA-256 (hex): tells equal bodies apart exactly
+
+
+@dataclass(frozen=True, slots=True)
+class JournalQuery:
+    """Which journal entries to read: those after `after_seq`, matching every filter given,
+    oldest first, at most `limit` (None: all). A store answers in O(limit), not O(journal)."""
+
+    after_seq: int = 0
+    limit: int | None = None
+    method: str | None = None
+    path_prefix: str | None = None
+    operation: str | None = None
+    account: str | None = None
+    code: int | None = None
+
+    def matches(self, entry: JournalEntry) -> bool:
+        return (
+            entry.seq > self.after_seq
+            and (self.method is None or entry.method == self.method)
+            and (self.path_prefix is None or entry.path.startswith(self.path_prefix))
+            and (self.operation is None or entry.operation == self.operation)
+            and (self.account is None or entry.account == self.account)
+            and (self.code is None or entry.code == self.code)
+        )
+
+
+EVERY_ENTRY = JournalQuery()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,37 +3,49 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import enum
-import functools
 import json
 import sqlite3
 import threading
-import types
-import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from .clock import ClockState, check_speed
+from .codec import dumps, from_doc, loads, to_doc
+from .errors import INTERNAL, UNAVAILABLE, ApiError
 from .models import (
+    EVERY_ENTRY,
     AccountId,
     Audio,
     AudioId,
     BlobKey,
     DeliveryAttempt,
     JournalEntry,
+    JournalQuery,
     Session,
     SessionId,
     Task,
     TaskId,
     VideoId,
 )
-from .store import DuplicateExternalId, blob_key
+from .store import (
+    FIXTURE_BYTES,
+    JOURNAL_BYTES,
+    JOURNAL_LIMIT,
+    BoundedLog,
+    DuplicateExternalId,
+    FixtureDoc,
+    blob_key,
+    fixture_doc,
+    fixtures_full,
+    journal_fields,
+)
 
-T = TypeVar("T")
+__all__ = ["SCHEMA_VERSION", "SqliteStore", "dumps", "from_doc", "loads", "to_doc"]
+
 Params = tuple[Any, ...] | dict[str, Any]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 # Every value type is a JSON document in `doc`; other columns serve the indexes and schedule.
 # `seq` (the rowid) is the creation order; `due_ms` is the schedule (NULL: nothing due);
@@ -70,81 +82,41 @@ CREATE TABLE IF NOT EXISTS blobs (
     key TEXT PRIMARY KEY, size INTEGER NOT NULL, used INTEGER NOT NULL, data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS blobs_by_use ON blobs (used);
-CREATE TABLE IF NOT EXISTS journal (n INTEGER PRIMARY KEY, seq INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (
+    n INTEGER PRIMARY KEY, seq INTEGER NOT NULL, method TEXT NOT NULL DEFAULT '',
+    path TEXT NOT NULL DEFAULT '', operation TEXT, account TEXT, code INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL DEFAULT 0, doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_by_seq ON journal (seq);
 CREATE TABLE IF NOT EXISTS deliveries (
-    n INTEGER PRIMARY KEY, task_id TEXT NOT NULL, doc TEXT NOT NULL
+    n INTEGER PRIMARY KEY, task_id TEXT NOT NULL, size INTEGER NOT NULL DEFAULT 0,
+    doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_task ON deliveries (task_id, n);
 CREATE TABLE IF NOT EXISTS fixture_docs (n INTEGER PRIMARY KEY, doc TEXT NOT NULL);
 """
 
 TABLES = ("tasks", "sessions", "audios", "blobs", "journal", "deliveries", "fixture_docs")
+# Schema 1 files (no filter columns or sizes on the records) are upgraded in place.
+MIGRATE_FROM_1 = """
+ALTER TABLE journal ADD COLUMN method TEXT NOT NULL DEFAULT '';
+ALTER TABLE journal ADD COLUMN path TEXT NOT NULL DEFAULT '';
+ALTER TABLE journal ADD COLUMN operation TEXT;
+ALTER TABLE journal ADD COLUMN account TEXT;
+ALTER TABLE journal ADD COLUMN code INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE journal ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+UPDATE journal SET method = json_extract(doc, '$.method'), path = json_extract(doc, '$.path'),
+    operation = json_extract(doc, '$.operation'), account = json_extract(doc, '$.account'),
+    code = json_extract(doc, '$.code'), size = length(doc) + 256;
+ALTER TABLE deliveries ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+UPDATE deliveries SET size = length(doc) + 256;
+"""
+
+# Seconds a statement waits for a lock another process holds. Our own transactions are short
+# and serialised by one lock; a longer wait would only freeze the event loop longer.
+BUSY_TIMEOUT_S = 1.0
+
 IN_FLIGHT = "status IN ('submitted', 'processing')"  # must match tasks_in_flight's WHERE
-
-
-# -- dataclasses <-> JSON --------------------------------------------------------------------
-
-
-def to_doc(value: object) -> Any:
-    """A value tree as JSON values: dataclasses to objects, tuples to arrays, enums to values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_doc(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, tuple | list):
-        return [to_doc(v) for v in value]
-    if isinstance(value, dict):
-        return {k: to_doc(v) for k, v in value.items()}
-    return value
-
-
-@functools.cache
-def _decoder(tp: Any) -> Callable[[Any], Any]:
-    """Builds the inverse of `to_doc` for one annotation, once per annotation."""
-    supertype = getattr(tp, "__supertype__", None)  # a NewType
-    if supertype is not None:
-        return _decoder(supertype)
-    origin = typing.get_origin(tp)
-    if origin is types.UnionType or origin is typing.Union:
-        inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(inner) != 1:
-            raise TypeError(f"only `X | None` unions are stored, not {tp}")
-        one = _decoder(inner[0])
-        return lambda raw: None if raw is None else one(raw)
-    if origin is tuple:
-        item = _decoder(typing.get_args(tp)[0])
-        return lambda raw: tuple(item(v) for v in raw)
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return functools.partial(from_doc, tp)
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return tp
-    return lambda raw: raw  # str, int, float, bool and `object` (JSON bodies) are JSON already
-
-
-_PLANS: dict[type, tuple[tuple[str, Callable[[Any], Any]], ...]] = {}
-
-
-def _fields(cls: type) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
-    plan = _PLANS.get(cls)
-    if plan is None:
-        hints = typing.get_type_hints(cls)
-        plan = tuple((f.name, _decoder(hints[f.name])) for f in dataclasses.fields(cls))
-        _PLANS[cls] = plan
-    return plan
-
-
-def from_doc(cls: type[T], doc: dict[str, Any]) -> T:
-    """The dataclass `to_doc` gave `doc`; a field missing from an older row takes its default."""
-    return cls(**{name: dec(doc[name]) for name, dec in _fields(cls) if name in doc})
-
-
-def dumps(value: object) -> str:
-    # ASCII escapes: any str (lone surrogates included) stores and reads back unchanged.
-    return json.dumps(to_doc(value), separators=(",", ":"))
-
-
-def loads(cls: type[T], text: str) -> T:
-    return from_doc(cls, json.loads(text))
 
 
 # -- the store -------------------------------------------------------------------------------
@@ -166,23 +138,42 @@ class SqliteStore:
         self,
         path: str | Path,
         blob_budget_bytes: int = 256 * 1024 * 1024,
-        journal_limit: int = 10_000,
+        journal_limit: int = JOURNAL_LIMIT,
+        journal_bytes: int = JOURNAL_BYTES,
+        fixture_bytes: int = FIXTURE_BYTES,
     ) -> None:
         self.path = Path(path)
         self._blob_budget = blob_budget_bytes
+        self._fixture_budget = fixture_bytes
         self._journal_limit = journal_limit
+        self._journal_budget = journal_bytes
         self._lock = threading.RLock()
+        where = f"store sqlite:{self.path}"
+        if self.path.is_dir():
+            raise ValueError(f"{where}: is a directory; name a file in it (e.g. {path}/mock.db)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
             )
             self._open()
+        except ApiError as exc:  # locked or broken: one line, already naming the file
+            reason = exc.message.removeprefix(f"{where}: ")
+            raise ValueError(f"{where}: cannot open the database: {reason}") from exc
         except (OSError, sqlite3.Error) as exc:
-            raise ValueError(f"store sqlite:{self.path}: cannot open the database: {exc}") from exc
+            raise ValueError(f"{where}: cannot open the database: {exc}") from exc
 
     def _open(self) -> None:
         db = self._db
+        # Before any write (WAL mode included): a foreign database is left as it was.
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        ours = "meta" in tables and db.execute("SELECT 1 FROM meta WHERE key = 'schema'").fetchone()
+        if tables and not ours:
+            listed = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+            raise sqlite3.DatabaseError(
+                f"not a lipsync-mock store (it holds the tables {listed}); "
+                "give --store a new file or one this mock wrote"
+            )
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"the file system refused WAL mode (got {mode!r})")
@@ -193,6 +184,10 @@ class SqliteStore:
             row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            elif row[0] == "1":
+                for statement in _statements(MIGRATE_FROM_1):
+                    db.execute(statement)
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
             elif row[0] != SCHEMA_VERSION:
                 raise sqlite3.DatabaseError(
                     f"schema version {row[0]}, this mock reads {SCHEMA_VERSION}; "
@@ -211,11 +206,35 @@ class SqliteStore:
         used, total = self._db.execute("SELECT MAX(used), SUM(size) FROM blobs").fetchone()
         self._blob_use = used or 0
         self._blob_bytes = total or 0
+        sizes = [
+            self._db.execute(f"SELECT SUM(size) FROM {table}").fetchone()[0] or 0
+            for table in ("journal", "deliveries")
+        ]
+        self._journal_bytes, self._delivery_bytes = int(sizes[0]), int(sizes[1])
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """SQLite failures as the envelope's errors: a lock held by another process is 5001
+        (retryable), a broken or closed file 5000 naming it; a uniqueness conflict stays an
+        IntegrityError for the caller to interpret."""
+        try:
+            yield
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            text = str(exc)
+            if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+                raise ApiError(
+                    UNAVAILABLE,
+                    f"store sqlite:{self.path}: the database is locked by another process; "
+                    "try again",
+                ) from exc
+            raise ApiError(INTERNAL, f"store sqlite:{self.path}: {text}") from exc
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; BEGIN IMMEDIATE takes the write lock up front (no upgrade)."""
-        with self._lock:
+        with self._lock, self._guard():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -226,15 +245,15 @@ class SqliteStore:
                 raise
 
     def _all(self, sql: str, params: Params = ()) -> list[Any]:
-        with self._lock:
+        with self._lock, self._guard():
             return self._db.execute(sql, params).fetchall()
 
     def _one(self, sql: str, params: Params = ()) -> Any:
-        with self._lock:
+        with self._lock, self._guard():
             return self._db.execute(sql, params).fetchone()
 
     def _write(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
-        with self._lock:  # a single statement outside BEGIN commits on its own
+        with self._lock, self._guard():  # a single statement outside BEGIN commits on its own
             return self._db.execute(sql, params)
 
     def close(self) -> None:
@@ -409,48 +428,132 @@ class SqliteStore:
 
     # -- journal and deliveries ------------------------------------------------------------
 
+    def _evict(self, db: sqlite3.Connection, table: str, newest: int, total: int) -> int:
+        """Delete the oldest records of `table` (journal or deliveries) until it is within the
+        byte budget and the count limit, never the newest; returns the bytes left."""
+        floor = newest - self._journal_limit  # rows up to this n are over the count limit
+        while True:
+            rows = db.execute(
+                f"SELECT n, size FROM {table} WHERE n < ? ORDER BY n LIMIT 256", (newest,)
+            ).fetchall()
+            cut = None
+            for n, size in rows:
+                if total <= self._journal_budget and n > floor:
+                    break
+                total -= size
+                cut = n
+            if cut is None:
+                return total
+            db.execute(f"DELETE FROM {table} WHERE n <= ?", (cut,))
+            if cut != rows[-1][0] or len(rows) < 256:
+                return total
+
     def add_journal(self, entry: JournalEntry) -> None:
-        with self._tx() as db:
-            n = db.execute(
-                "INSERT INTO journal (seq, doc) VALUES (?, ?)", (entry.seq, dumps(entry))
-            ).lastrowid
-            assert n is not None
-            db.execute("DELETE FROM journal WHERE n <= ?", (n - self._journal_limit,))
+        doc = dumps(entry)
+        fields = journal_fields(entry)
+        size = BoundedLog.cost(fields, doc)
+        with self._lock:
+            try:
+                with self._tx() as db:
+                    n = db.execute(
+                        "INSERT INTO journal (seq, method, path, operation, account, code, size, "
+                        "doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (entry.seq, *fields, size, doc),
+                    ).lastrowid
+                    assert n is not None
+                    total = self._evict(db, "journal", n, self._journal_bytes + size)
+            except BaseException:
+                self._load_counters()
+                raise
+            self._journal_bytes = total
 
     def last_journal_seq(self) -> int:
-        row = self._one("SELECT seq FROM journal ORDER BY n DESC LIMIT 1", ())
-        return 0 if row is None else int(row[0])
+        row = self._one("SELECT MAX(seq) FROM journal")
+        return 0 if row[0] is None else int(row[0])
 
-    def journal(self, after_seq: int = 0, limit: int | None = None) -> list[JournalEntry]:
+    def journal(self, query: JournalQuery = EVERY_ENTRY) -> list[JournalEntry]:
+        # The seq index gives the order and the start; the filters are checked on the way and
+        # LIMIT stops the walk: O(limit) rows read when the filters match.
+        where, params = ["seq > ?"], list[object]([query.after_seq])
+        for column, value in (
+            ("method", query.method),
+            ("operation", query.operation),
+            ("account", query.account),
+            ("code", query.code),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.path_prefix is not None:
+            where.append("substr(path, 1, ?) = ?")
+            params += [len(query.path_prefix), query.path_prefix]
         rows = self._all(
-            "SELECT doc FROM journal WHERE seq > ? ORDER BY n LIMIT ?",
-            (after_seq, -1 if limit is None else limit),
+            f"SELECT doc FROM journal WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
+            (*params, -1 if query.limit is None else query.limit),
         )
         return [loads(JournalEntry, r[0]) for r in rows]
 
     def add_delivery(self, attempt: DeliveryAttempt) -> None:
-        with self._tx() as db:
-            n = db.execute(
-                "INSERT INTO deliveries (task_id, doc) VALUES (?, ?)",
-                (attempt.task_id, dumps(attempt)),
-            ).lastrowid
-            assert n is not None
-            db.execute("DELETE FROM deliveries WHERE n <= ?", (n - self._journal_limit,))
+        doc = dumps(attempt)
+        size = BoundedLog.cost((attempt.task_id,), doc)
+        with self._lock:
+            try:
+                with self._tx() as db:
+                    n = db.execute(
+                        "INSERT INTO deliveries (task_id, size, doc) VALUES (?, ?, ?)",
+                        (attempt.task_id, size, doc),
+                    ).lastrowid
+                    assert n is not None
+                    total = self._evict(db, "deliveries", n, self._delivery_bytes + size)
+            except BaseException:
+                self._load_counters()
+                raise
+            self._delivery_bytes = total
 
-    def deliveries(self, task_id: str | None = None) -> list[DeliveryAttempt]:
+    def deliveries(
+        self, task_id: str | None = None, limit: int | None = None
+    ) -> list[DeliveryAttempt]:
+        cap = -1 if limit is None else limit
         if task_id is None:
-            rows = self._all("SELECT doc FROM deliveries ORDER BY n")
+            rows = self._all("SELECT doc FROM deliveries ORDER BY n LIMIT ?", (cap,))
         else:
-            rows = self._all("SELECT doc FROM deliveries WHERE task_id = ? ORDER BY n", (task_id,))
+            rows = self._all(
+                "SELECT doc FROM deliveries WHERE task_id = ? ORDER BY n LIMIT ?", (task_id, cap)
+            )
         return [loads(DeliveryAttempt, r[0]) for r in rows]
+
+    # -- the clock -------------------------------------------------------------------------
+
+    def save_clock(self, state: ClockState) -> None:
+        self._write("INSERT OR REPLACE INTO meta VALUES ('clock', ?)", (dumps(state),))
+
+    def load_clock(self) -> ClockState | None:
+        row = self._one("SELECT value FROM meta WHERE key = 'clock'")
+        if row is None:
+            return None
+        try:
+            state = loads(ClockState, row[0])
+            check_speed(state.speed)
+            if not isinstance(state.anchor_ms, int) or not 0 <= state.anchor_ms <= 2**53:
+                return None
+            float(state.anchor_wall_s)
+            return state
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None  # unreadable: the configured clock starts instead
 
     # -- fixtures registered through the control API ---------------------------------------
 
-    def add_fixture_doc(self, doc: dict[str, Any]) -> None:
-        self._write("INSERT INTO fixture_docs (doc) VALUES (?)", (json.dumps(doc),))
+    def add_fixture_doc(self, doc: FixtureDoc) -> None:
+        text = json.dumps(doc, separators=(",", ":"))
+        with self._tx() as db:
+            kept = db.execute("SELECT COALESCE(SUM(length(doc)), 0) FROM fixture_docs").fetchone()
+            if int(kept[0]) + len(text) > self._fixture_budget:
+                raise fixtures_full(len(text), int(kept[0]), self._fixture_budget)
+            db.execute("INSERT INTO fixture_docs (doc) VALUES (?)", (text,))
 
-    def fixture_docs(self) -> list[dict[str, Any]]:
-        return [json.loads(r[0]) for r in self._all("SELECT doc FROM fixture_docs ORDER BY n")]
+    def fixture_docs(self) -> list[FixtureDoc]:
+        rows = self._all("SELECT doc FROM fixture_docs ORDER BY n")
+        return [fixture_doc(json.loads(r[0])) for r in rows]
 
     def clear_fixture_docs(self) -> None:
         self._write("DELETE FROM fixture_docs")

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
-from collections import OrderedDict, deque
-from typing import Any, Protocol
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, Protocol, TypedDict, TypeVar
 
+from .clock import ClockState
+from .codec import dumps, loads
+from .errors import INVALID_PARAMETER, ApiError
 from .models import (
+    EVERY_ENTRY,
     AccountId,
     Audio,
     AudioId,
     BlobKey,
     DeliveryAttempt,
     JournalEntry,
+    JournalQuery,
     Session,
     SessionId,
     Task,
@@ -27,10 +35,56 @@ class DuplicateExternalId(Exception):
     """An account already has a task with this external_task_id."""
 
 
-class Store(Protocol):
-    def reset(self) -> None: ...
-    def close(self) -> None:
-        """Release files and connections; the store is not used afterwards."""
+JOURNAL_BYTES = 16 * 1024 * 1024  # default budget of the journal, and of the delivery log
+JOURNAL_LIMIT = 10_000  # default number of entries kept, whatever their size
+ENTRY_OVERHEAD = 256  # bytes counted per kept record on top of its JSON text (its index)
+
+
+class FixtureDoc(TypedDict, total=False):
+    """A fixtures document registered through the control API (faults are never kept)."""
+
+    videos: list[dict[str, Any]]
+    audios: list[dict[str, Any]]
+    outcomes: list[dict[str, Any]]
+
+
+FIXTURE_BYTES = 16 * 1024 * 1024  # fixtures documents kept for a restart, as JSON, in all
+
+
+def fixture_doc_size(doc: FixtureDoc) -> int:
+    return len(json.dumps(doc, separators=(",", ":")))
+
+
+def fixtures_full(size: int, kept: int, budget: int) -> ApiError:
+    return ApiError(
+        INVALID_PARAMETER,
+        f"fixtures: this document ({size} bytes as JSON) would make the fixtures kept for a "
+        f"restart {kept + size} bytes, over the {budget} the store keeps; "
+        "DELETE /__admin/fixtures first or use a --fixtures file",
+    )
+
+
+def fixture_doc(doc: Mapping[str, Any]) -> FixtureDoc:
+    """The parts of a (checked) fixtures document a store keeps."""
+
+    def items(kind: str) -> list[dict[str, Any]] | None:
+        found = doc.get(kind)
+        if not isinstance(found, list):
+            return None
+        return [dict(i) for i in found if isinstance(i, dict)]
+
+    out = FixtureDoc()
+    if (videos := items("videos")) is not None:
+        out["videos"] = videos
+    if (audios := items("audios")) is not None:
+        out["audios"] = audios
+    if (outcomes := items("outcomes")) is not None:
+        out["outcomes"] = outcomes
+    return out
+
+
+class TaskState(Protocol):
+    """Tasks, sessions, audios, the schedule of due transitions and the clock."""
 
     def put_session(self, session: Session) -> None: ...
     def get_session(self, account: AccountId, session_id: SessionId) -> Session | None:
@@ -55,42 +109,163 @@ class Store(Protocol):
         schedule; a task comes back once per transition, not again for the same one."""
 
     def next_due_ms(self) -> int | None: ...
-    def put_blob(self, data: bytes) -> BlobKey: ...
-    def get_blob(self, key: BlobKey) -> bytes | None: ...
+    def save_clock(self, state: ClockState) -> None:
+        """Keep the clock's timeline (mode, speed, anchor): a restart resumes it."""
+
+    def load_clock(self) -> ClockState | None:
+        """The timeline save_clock kept, None when none was (or it cannot be read)."""
+
+
+class Records(Protocol):
+    """The request journal and the callback delivery log: bounded in bytes and in count,
+    oldest evicted first; reads cost O(limit)."""
+
     def add_journal(self, entry: JournalEntry) -> None: ...
-    def journal(self, after_seq: int = 0, limit: int | None = None) -> list[JournalEntry]:
-        """Entries with seq > after_seq, oldest first."""
+    def journal(self, query: JournalQuery = EVERY_ENTRY) -> list[JournalEntry]:
+        """Entries matching `query`, oldest first."""
 
     def last_journal_seq(self) -> int:
         """The seq of the newest entry, 0 when there is none."""
 
     def add_delivery(self, attempt: DeliveryAttempt) -> None: ...
-    def deliveries(self, task_id: str | None = None) -> list[DeliveryAttempt]: ...
-    def add_fixture_doc(self, doc: dict[str, Any]) -> None:
-        """Keep a fixtures document registered through the control API, for a restart."""
+    def deliveries(
+        self, task_id: str | None = None, limit: int | None = None
+    ) -> list[DeliveryAttempt]:
+        """Attempts (of one task), oldest first, at most `limit`."""
 
-    def fixture_docs(self) -> list[dict[str, Any]]:
+
+class Blobs(Protocol):
+    """Content-addressed bytes (audio, rendered results) under a byte budget (LRU)."""
+
+    def put_blob(self, data: bytes) -> BlobKey: ...
+    def get_blob(self, key: BlobKey) -> bytes | None: ...
+
+
+class FixtureDocs(Protocol):
+    """Fixtures documents registered through the control API, replayed at a restart."""
+
+    def add_fixture_doc(self, doc: FixtureDoc) -> None:
+        """Keep `doc`; an ApiError (1201), keeping nothing, when the documents kept would hold
+        more than the store's fixture byte budget."""
+
+    def fixture_docs(self) -> list[FixtureDoc]:
         """The documents add_fixture_doc kept, in the order they were added."""
 
     def clear_fixture_docs(self) -> None: ...
+
+
+class Store(TaskState, Records, Blobs, FixtureDocs, Protocol):
+    """Every concern in one object: what the backend is built on."""
+
+    def reset(self) -> None:
+        """Forget everything but the clock (which the reset sets itself)."""
+
+    def close(self) -> None:
+        """Release the store's resources; nothing may be called afterwards."""
 
 
 def blob_key(data: bytes) -> BlobKey:
     return BlobKey(hashlib.sha256(data).hexdigest())
 
 
+R = TypeVar("R")
+_GONE: tuple[int, tuple[Any, ...], str] = (0, (), "")
+
+
+class BoundedLog(Generic[R]):
+    """Records kept as compact JSON under a byte budget and a count limit, oldest evicted.
+
+    A row is (order key, the fields queries filter on, the JSON text); a read finds its start
+    by bisection and decodes only the rows it returns, so it costs O(limit) when the filters
+    match. The newest record is kept even alone over the budget (a record is bounded anyway).
+    """
+
+    def __init__(self, cls: type[R], budget_bytes: int, limit: int) -> None:
+        self._cls = cls
+        self._budget = budget_bytes
+        self._limit = limit
+        self.clear()
+
+    def clear(self) -> None:
+        self._rows: list[tuple[int, tuple[Any, ...], str]] = []
+        self._head = 0
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._rows) - self._head
+
+    @staticmethod
+    def cost(fields: tuple[Any, ...], doc: str) -> int:
+        return ENTRY_OVERHEAD + len(doc) + sum(len(f) for f in fields if isinstance(f, str))
+
+    def add(self, key: int, fields: tuple[Any, ...], record: R) -> None:
+        doc = dumps(record)
+        self._rows.append((key, fields, doc))
+        self.bytes += self.cost(fields, doc)
+        while len(self) > 1 and (self.bytes > self._budget or len(self) > self._limit):
+            _, old_fields, old = self._rows[self._head]
+            self._rows[self._head] = _GONE
+            self._head += 1
+            self.bytes -= self.cost(old_fields, old)
+        if self._head > 1024 and self._head * 2 > len(self._rows):
+            del self._rows[: self._head]
+            self._head = 0
+
+    def last_key(self) -> int:
+        return self._rows[-1][0] if len(self) else 0
+
+    def select(
+        self, after: int, match: Callable[[tuple[Any, ...]], bool], limit: int | None
+    ) -> list[R]:
+        start = bisect.bisect_right(self._rows, after, lo=self._head, key=lambda r: r[0])
+        out: list[R] = []
+        for i in range(start, len(self._rows)):
+            if limit is not None and len(out) >= limit:
+                break
+            _, fields, doc = self._rows[i]
+            if match(fields):
+                out.append(loads(self._cls, doc))
+        return out
+
+
+def journal_fields(entry: JournalEntry) -> tuple[Any, ...]:
+    return (entry.method, entry.path, entry.operation, entry.account, entry.code)
+
+
+def journal_match(query: JournalQuery) -> Callable[[tuple[Any, ...]], bool]:
+    def match(fields: tuple[Any, ...]) -> bool:
+        method, path, operation, account, code = fields
+        return (
+            (query.method is None or method == query.method)
+            and (query.path_prefix is None or path.startswith(query.path_prefix))
+            and (query.operation is None or operation == query.operation)
+            and (query.account is None or account == query.account)
+            and (query.code is None or code == query.code)
+        )
+
+    return match
+
+
 class MemoryStore:
     """Dicts and a due-time heap; blobs are content-addressed in a bounded LRU."""
 
     def __init__(
-        self, blob_budget_bytes: int = 256 * 1024 * 1024, journal_limit: int = 10_000
+        self,
+        blob_budget_bytes: int = 256 * 1024 * 1024,
+        journal_limit: int = JOURNAL_LIMIT,
+        journal_bytes: int = JOURNAL_BYTES,
+        fixture_bytes: int = FIXTURE_BYTES,
     ) -> None:
         self._blob_budget = blob_budget_bytes
-        self._journal_limit = journal_limit
+        self._fixture_budget = fixture_bytes
+        self._journal = BoundedLog(JournalEntry, journal_bytes, journal_limit)
+        self._deliveries = BoundedLog(DeliveryAttempt, journal_bytes, journal_limit)
+        self._delivery_n = 0
+        self._clock: ClockState | None = None
         self.reset()
 
     def close(self) -> None:
-        return None
+        """Nothing to release: the memory goes with the object."""
 
     def reset(self) -> None:
         self._sessions: dict[tuple[AccountId, SessionId], Session] = {}
@@ -106,9 +281,10 @@ class MemoryStore:
         self._due: list[tuple[int, TaskId, TaskStatus]] = []
         self._blobs: OrderedDict[BlobKey, bytes] = OrderedDict()
         self._blob_bytes = 0
-        self._journal: deque[JournalEntry] = deque(maxlen=self._journal_limit)
-        self._deliveries: deque[DeliveryAttempt] = deque(maxlen=self._journal_limit)
-        self._fixture_docs: list[dict[str, Any]] = []
+        self._journal.clear()
+        self._deliveries.clear()
+        self._fixture_docs: list[FixtureDoc] = []
+        self._fixture_bytes = 0
 
     def put_session(self, session: Session) -> None:
         self._sessions[(session.account, session.session_id)] = session
@@ -207,27 +383,42 @@ class MemoryStore:
             self._blobs.move_to_end(key)
         return data
 
+    def save_clock(self, state: ClockState) -> None:
+        self._clock = state
+
+    def load_clock(self) -> ClockState | None:
+        return self._clock
+
     def add_journal(self, entry: JournalEntry) -> None:
-        self._journal.append(entry)
+        self._journal.add(entry.seq, journal_fields(entry), entry)
 
     def last_journal_seq(self) -> int:
-        return self._journal[-1].seq if self._journal else 0
+        return self._journal.last_key()
 
-    def journal(self, after_seq: int = 0, limit: int | None = None) -> list[JournalEntry]:
-        out = [e for e in self._journal if e.seq > after_seq]
-        return out if limit is None else out[:limit]
+    def journal(self, query: JournalQuery = EVERY_ENTRY) -> list[JournalEntry]:
+        return self._journal.select(query.after_seq, journal_match(query), query.limit)
 
     def add_delivery(self, attempt: DeliveryAttempt) -> None:
-        self._deliveries.append(attempt)
+        self._delivery_n += 1
+        self._deliveries.add(self._delivery_n, (attempt.task_id,), attempt)
 
-    def deliveries(self, task_id: str | None = None) -> list[DeliveryAttempt]:
-        return [d for d in self._deliveries if task_id is None or d.task_id == task_id]
+    def deliveries(
+        self, task_id: str | None = None, limit: int | None = None
+    ) -> list[DeliveryAttempt]:
+        return self._deliveries.select(
+            0, lambda fields: task_id is None or fields[0] == task_id, limit
+        )
 
-    def add_fixture_doc(self, doc: dict[str, Any]) -> None:
+    def add_fixture_doc(self, doc: FixtureDoc) -> None:
+        size = fixture_doc_size(doc)
+        if self._fixture_bytes + size > self._fixture_budget:
+            raise fixtures_full(size, self._fixture_bytes, self._fixture_budget)
         self._fixture_docs.append(doc)
+        self._fixture_bytes += size
 
-    def fixture_docs(self) -> list[dict[str, Any]]:
+    def fixture_docs(self) -> list[FixtureDoc]:
         return list(self._fixture_docs)
 
     def clear_fixture_docs(self) -> None:
         self._fixture_docs.clear()
+        self._fixture_bytes = 0

@@ -24,7 +24,8 @@ from ..domain.clock import ClockMode
 from ..domain.errors import INTERNAL, INVALID_PARAMETER, NOT_FOUND, ApiError
 from ..domain.faults import fault_from_dict
 from ..domain.fixtures import FixtureSet
-from ..domain.models import AccountId, TaskEvent
+from ..domain.models import AccountId, JournalQuery, TaskEvent
+from ..domain.store import fixture_doc
 from ..spec import ADMIN_SPEC_FILE, load_document
 from . import responses, serialize
 from .compose import Mock
@@ -268,7 +269,8 @@ async def add_fixtures(request: Request, mock: Mock) -> Any:
     def apply(into: FixtureSet) -> None:
         fixtures_file.apply(body, into)
 
-    mock.backend.add_fixtures(apply, body, faults)
+    # faults are not kept: their hit counts would restart; the store refuses over its budget
+    mock.backend.add_fixtures(apply, fixture_doc(body), faults)
     return _fixture_listing(mock)
 
 
@@ -305,23 +307,19 @@ async def remove_fault(request: Request, mock: Mock) -> Any:
 
 
 async def journal(request: Request, mock: Mock) -> Any:
-    """Requests in arrival order, filtered by method, path prefix, operation, account, code."""
+    """Requests in arrival order, filtered by method, path prefix, operation, account, code;
+    the store applies the filters and stops at `limit`, so a page costs O(limit)."""
     q = _q(request)
-    limit = q.get("limit")
-    code = q.get("code")
-    out = []
-    for e in mock.backend.journal(q.get("after", 0)):
-        if (
-            (not q.get("method") or e.method == q["method"].upper())
-            and (not q.get("path") or e.path.startswith(q["path"]))
-            and (not q.get("operation") or e.operation == q["operation"])
-            and (not q.get("account") or e.account == q["account"])
-            and (code is None or e.code == code)
-        ):
-            out.append(dataclasses.asdict(e))
-            if limit is not None and len(out) >= limit:
-                break
-    return out
+    query = JournalQuery(
+        after_seq=q.get("after", 0),
+        limit=q.get("limit"),
+        method=str(q.get("method", "")).upper() or None,
+        path_prefix=q.get("path") or None,
+        operation=q.get("operation") or None,
+        account=q.get("account") or None,
+        code=q.get("code"),
+    )
+    return [dataclasses.asdict(e) for e in mock.backend.journal(query)]
 
 
 async def callbacks(request: Request, mock: Mock) -> Any:

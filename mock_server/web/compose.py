@@ -71,9 +71,11 @@ def open_store(config: Config) -> Store:
     """The store `config.store` names: `memory` or `sqlite:PATH`."""
     kind, _, path = config.store.partition(":")
     if config.store == "memory":
-        return MemoryStore(journal_limit=config.journal_limit)
+        return MemoryStore(journal_limit=config.journal_limit, journal_bytes=config.journal_bytes)
     if kind == "sqlite" and path:
-        return SqliteStore(path, journal_limit=config.journal_limit)
+        return SqliteStore(
+            path, journal_limit=config.journal_limit, journal_bytes=config.journal_bytes
+        )
     raise ValueError(
         f"store {config.store!r}: expected 'memory' or 'sqlite:PATH' (e.g. sqlite:./mock.db)"
     )
@@ -159,11 +161,16 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
             for fault in fixtures_file.faults(doc):
                 faults.add(fault)
         for kept in store.fixture_docs():
-            fixtures_file.apply(kept, into)
+            fixtures_file.apply(dict(kept), into)
 
+    clock = Clock(config.clock_mode, config.clock_speed, config.clock_start_ms)
+    saved_clock = store.load_clock()  # a durable store reopened: its timeline goes on
+    if saved_clock is not None:
+        clock.restore(saved_clock)
+    clock.listeners.append(store.save_clock)
     backend = LipSyncBackend(
         store=store,
-        clock=Clock(config.clock_mode, config.clock_speed, config.clock_start_ms),
+        clock=clock,
         ids=IdSource(config.seed),
         resolver=resolver,
         fixtures=fixtures,

@@ -1,8 +1,19 @@
-"""The request journal: what each client sent and what it was answered."""
+"""The request journal: what each client sent and what it was answered, within a byte budget.
+
+A body is kept as its size, its SHA-256 and a bounded summary of its shape: numbers, booleans
+and strings up to LONG_STRING characters stay exactly as sent (check-client re-validates them);
+longer strings become `<base64 N chars>` / `<url N chars>`; keys are cut at LONG_KEY
+characters; a container keeps its first MAX_ITEMS items and says how many it dropped; nesting
+stops at MAX_DEPTH and the whole walk at MAX_NODES values. The summary costs O(MAX_NODES)
+whatever the body, so one entry is a few KB at most; the store evicts the oldest entries once
+the journal holds `journal_bytes` (16 MB by default).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -16,25 +27,85 @@ from ..domain.models import JournalEntry
 from ..domain.store import Store
 
 LONG_STRING = 256
-MAX_DEPTH = 32  # a body the JSON parser accepts can nest ~1000 deep: deeper than recursion allows
+LONG_KEY = 64
+MAX_ITEMS = 50
+MAX_DEPTH = 16
+MAX_NODES = 400
+MAX_PATH = 512
+MAX_QUERY = 1024
+MAX_MESSAGE = 1024
+BIG_INT_BITS = 64
+RAW_BODY = "journal_raw_body"
+
+log = logging.getLogger(
+    "mock_server"
+)  # request.state attribute the body reader leaves the bytes in
 
 
-def summarise(value: Any, depth: int = 0) -> Any:
-    """The body with long strings (base64 audio) and deep nesting replaced by a description."""
+def clip(text: str, limit: int) -> str:
+    """`text`, or its start and how long it was, within `limit` characters."""
+    if len(text) <= limit:
+        return text
+    tail = f"...<{len(text)} chars>"
+    return text[: limit - len(tail)] + tail
+
+
+def _string(value: str) -> str:
+    if len(value) <= LONG_STRING:
+        return value
+    kind = "url" if "://" in value[:16] else "base64"
+    return f"<{kind} {len(value)} chars>"
+
+
+def _key(key: str) -> str:
+    return key if len(key) <= LONG_KEY else clip(key, LONG_KEY)
+
+
+def _scalar(value: Any) -> Any:
     if isinstance(value, str):
-        if len(value) <= LONG_STRING:
-            return value
-        kind = "url" if "://" in value[:16] else "base64"
-        return f"<{kind} {len(value)} chars>"
-    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
-        return f"<{type(value).__name__} nested deeper than {MAX_DEPTH} levels>"
-    if isinstance(value, dict):
-        return {k: summarise(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [summarise(v, depth + 1) for v in value[:50]]
+        return _string(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return (
+            value if value.bit_length() <= BIG_INT_BITS else f"<integer {value.bit_length()} bits>"
+        )
     if isinstance(value, float) and not math.isfinite(value):
         return f"<number {value}>"  # 1e400 parses as inf, which JSON cannot carry back out
     return value
+
+
+def summarise(value: Any) -> Any:
+    """The bounded summary of a parsed JSON body (see the module's docstring)."""
+    budget = [MAX_NODES]
+
+    def walk(item: Any, depth: int) -> Any:
+        budget[0] -= 1
+        if not isinstance(item, dict | list):
+            return _scalar(item)
+        if depth >= MAX_DEPTH:
+            return f"<{type(item).__name__} nested deeper than {MAX_DEPTH} levels>"
+        if budget[0] <= 0:
+            return f"<{type(item).__name__} of {len(item)} items, not summarised>"
+        if isinstance(item, dict):
+            out: dict[str, Any] = {}
+            for k, v in itertools.islice(item.items(), MAX_ITEMS):
+                if budget[0] <= 0:
+                    break
+                out[_key(k)] = walk(v, depth + 1)
+            if len(out) < len(item):
+                out["..."] = f"<{len(item) - len(out)} more keys>"
+            return out
+        kept: list[Any] = []
+        for v in itertools.islice(item, MAX_ITEMS):
+            if budget[0] <= 0:
+                break
+            kept.append(walk(v, depth + 1))
+        if len(kept) < len(item):
+            kept.append(f"<{len(item) - len(kept)} more items>")
+        return kept
+
+    return walk(value, 0)
 
 
 class Journal:
@@ -56,27 +127,32 @@ class Journal:
         request_id: str,
         started: float,
     ) -> None:
-        self._store.add_journal(
-            JournalEntry(
-                seq=next(self._seq),
-                wall_ms=int(time.time() * 1000),
-                clock_ms=self._now_ms(),
-                method=request.method,
-                path=request.url.path,
-                query=request.url.query,
-                operation=operation,
-                account=principal.account if principal else None,
-                auth=principal.via if principal else None,
-                token_lifetime_s=principal.token_lifetime_s if principal else None,
-                body=summarise(body),
-                http_status=http_status,
-                code=0 if error is None else error.code,
-                request_id=request_id,
-                latency_ms=round((time.perf_counter() - started) * 1000, 3),
-                message="" if error is None else error.message,
-                rule=None if error is None else error.rule,
-            )
+        raw: bytes | None = getattr(request.state, RAW_BODY, None)
+        entry = JournalEntry(
+            seq=next(self._seq),
+            wall_ms=int(time.time() * 1000),
+            clock_ms=self._now_ms(),
+            method=clip(request.method, 16),
+            path=clip(request.url.path, MAX_PATH),
+            query=clip(request.url.query, MAX_QUERY),
+            operation=operation,
+            account=principal.account if principal else None,
+            auth=principal.via if principal else None,
+            token_lifetime_s=principal.token_lifetime_s if principal else None,
+            body=summarise(body),
+            http_status=http_status,
+            code=0 if error is None else error.code,
+            request_id=request_id,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            message="" if error is None else clip(error.message, MAX_MESSAGE),
+            rule=None if error is None else error.rule,
+            body_bytes=None if raw is None else len(raw),
+            body_sha256=None if raw is None else hashlib.sha256(raw).hexdigest(),
         )
+        try:
+            self._store.add_journal(entry)
+        except ApiError as failure:  # the store cannot take it (locked, broken): answer anyway
+            log.warning("request %s not journaled: %s", request_id, failure.message)
 
     def reset(self) -> None:
         self._seq = itertools.count(1)

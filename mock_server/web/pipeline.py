@@ -19,6 +19,7 @@ from ..auth import Principal
 from ..domain.errors import INTERNAL, INVALID_REQUEST, ApiError
 from . import responses
 from .compose import Mock
+from .journal import RAW_BODY
 
 log = logging.getLogger("mock_server")
 
@@ -62,6 +63,7 @@ async def read_json(request: Request, limit: int, allow_empty: bool = False) -> 
             raise _too_big(limit)
         chunks.append(chunk)
     raw = b"".join(chunks)
+    setattr(request.state, RAW_BODY, raw)  # the journal keeps its size and hash
     if allow_empty and not raw.strip():
         return {}
     try:

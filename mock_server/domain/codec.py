@@ -1,0 +1,76 @@
+"""Dataclasses <-> JSON documents: how both stores keep records and SQLite keeps everything."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import json
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def to_doc(value: object) -> Any:
+    """A value tree as JSON values: dataclasses to objects, tuples to arrays, enums to values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_doc(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [to_doc(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_doc(v) for k, v in value.items()}
+    return value
+
+
+@functools.cache
+def _decoder(tp: Any) -> Callable[[Any], Any]:
+    """Builds the inverse of `to_doc` for one annotation, once per annotation."""
+    supertype = getattr(tp, "__supertype__", None)  # a NewType
+    if supertype is not None:
+        return _decoder(supertype)
+    origin = typing.get_origin(tp)
+    if origin is types.UnionType or origin is typing.Union:
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(inner) != 1:
+            raise TypeError(f"only `X | None` unions are stored, not {tp}")
+        one = _decoder(inner[0])
+        return lambda raw: None if raw is None else one(raw)
+    if origin is tuple:
+        item = _decoder(typing.get_args(tp)[0])
+        return lambda raw: tuple(item(v) for v in raw)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return functools.partial(from_doc, tp)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return tp
+    return lambda raw: raw  # str, int, float, bool and `object` (JSON bodies) are JSON already
+
+
+_PLANS: dict[type, tuple[tuple[str, Callable[[Any], Any]], ...]] = {}
+
+
+def _fields(cls: type) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        hints = typing.get_type_hints(cls)
+        plan = tuple((f.name, _decoder(hints[f.name])) for f in dataclasses.fields(cls))
+        _PLANS[cls] = plan
+    return plan
+
+
+def from_doc(cls: type[T], doc: dict[str, Any]) -> T:
+    """The dataclass `to_doc` gave `doc`; a field missing from an older row takes its default."""
+    return cls(**{name: dec(doc[name]) for name, dec in _fields(cls) if name in doc})
+
+
+def dumps(value: object) -> str:
+    # ASCII escapes: any str (lone surrogates included) stores and reads back unchanged.
+    return json.dumps(to_doc(value), separators=(",", ":"))
+
+
+def loads(cls: type[T], text: str) -> T:
+    return from_doc(cls, json.loads(text))
