@@ -481,9 +481,10 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> Starle
             await mock.http.aclose()
 
     from .admin import admin_routes  # admin builds on this module's pipeline
+    from .ui import ui_routes  # pages for people: docs, dashboard
 
     app = Starlette(
-        routes=api_routes() + admin_routes(),
+        routes=[*api_routes(), *admin_routes(), *ui_routes()],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
