@@ -60,7 +60,8 @@ _SWAGGER_PAGE = """<!doctype html>
 _HOME_PAGE = """<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>Kling lip-sync mock</title>
-<link rel="stylesheet" href="{assets}/dashboard.css"></head>
+<link rel="stylesheet" href="{assets}/dashboard.css">
+<link rel="icon" type="image/png" href="{swagger}/favicon-32x32.png"></head>
 <body class="home">
   <h1>Kling lip-sync mock</h1>
   <p>An offline, stateful stand-in for the Kling AI Advanced Lip-Sync API at
@@ -84,7 +85,9 @@ def _swagger(title: str, spec_url: str) -> HTMLResponse:
 
 async def home(request: Request) -> Response:
     mock: Mock = request.app.state.mock
-    page = _HOME_PAGE.format(assets=DASHBOARD_ASSETS, base_url=html.escape(mock.base_url))
+    page = _HOME_PAGE.format(
+        assets=DASHBOARD_ASSETS, swagger=SWAGGER_ASSETS, base_url=html.escape(mock.base_url)
+    )
     return HTMLResponse(page)
 
 

@@ -39,7 +39,8 @@ function fill(tableId, rows, columns) {
 
 function settings(obj, skip) {
   return Object.entries(obj)
-    .filter(([k, v]) => !skip.includes(k) && v !== null && v !== false && v !== 0)
+    .filter(([k, v]) => !skip.includes(k) && v !== null && v !== false && v !== 0 && v !== "")
+    .filter(([k]) => k !== "max_hold_ms" || obj.reorder)
     .map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`)
     .join(", ") || "(defaults)";
 }
@@ -90,7 +91,7 @@ function renderJournal(state) {
 function renderFaults(state) {
   fill("faults", state.faults.map((f) =>
     el("tr", {}, el("td", { class: "mono" }, f.fault_id ?? f.id ?? ""), el("td", {}, f.kind),
-      el("td", {}, settings(f, ["fault_id", "id", "kind", "hits"])), el("td", {}, f.hits ?? ""))), 4);
+      el("td", {}, settings(f, f.kind === "error" ? ["id", "kind", "hits"] : ["id", "kind", "hits", "code"])), el("td", {}, f.hits ?? ""))), 4);
   const scopes = [["global", state.chaos.global], ...Object.entries(state.chaos.scopes)];
   fill("chaos", scopes.map(([scope, s]) =>
     el("tr", {}, el("td", {}, scope), el("td", {}, settings(s, []))) ), 2);

@@ -1,0 +1,155 @@
+"""The dashboard in a real headless Chromium: a task moves on screen when the page's button
+advances the mock's manual clock.
+
+Chromium and chromedriver come from Debian's packages (`scripts/install-browser.sh`, run by
+`make test`); Selenium is pointed at them and never downloads a browser or a driver.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.conftest import SEED_AUDIO_URL
+from tests.test_process import StartServer, start_server
+
+__all__ = ["start_server"]  # the fixture, imported so pytest finds it here
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+SCREENSHOT = ARTIFACTS / "dashboard.png"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+WAIT_S = 10.0
+STATUS_CHANGE_BOUND_S = 3.0
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    """Headless Chromium from the system packages; CI fails instead of skipping without it."""
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium/chromedriver missing: run scripts/install-browser.sh")
+        pytest.skip("chromium and chromedriver not installed (make test installs them)")
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not fetch anything
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",  # CI runs as root
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1500,1100",
+        "--no-proxy-server",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _create_task(http: httpx.Client, external_id: str, callback_url: str = "") -> str:
+    session = http.post(
+        "/v1/videos/identify-face", json={"video_url": "https://example.com/speaker.mp4"}
+    ).json()["data"]["session_id"]
+    body = {
+        "session_id": session,
+        "face_choose": [
+            {
+                "face_id": "0",
+                "sound_file": SEED_AUDIO_URL,
+                "sound_start_time": 0,
+                "sound_end_time": 3000,
+                "sound_insert_time": 1000,
+            }
+        ],
+        "external_task_id": external_id,
+        "callback_url": callback_url,
+    }
+    answer = http.post("/v1/videos/advanced-lip-sync", json=body).json()
+    assert answer["code"] == 0, answer
+    task_id: str = answer["data"]["task_id"]
+    return task_id
+
+
+def test_status_changes_on_screen_when_the_page_advances_the_clock(
+    start_server: StartServer, browser: webdriver.Chrome
+) -> None:
+    """Open the dashboard, create a task by API, click "+4 s": the row turns succeed."""
+    started = time.perf_counter()
+    server = start_server(["--clock", "manual", "--callback-attempts", "2"])
+    wait = WebDriverWait(browser, WAIT_S, poll_frequency=0.05)
+    browser.get(server.base_url + "/__admin/ui")
+    wait.until(
+        lambda d: "ok" in (d.find_element(By.ID, "live").get_attribute("class") or "").split()
+    )
+    assert browser.find_element(By.ID, "clock-mode").text == "manual"
+
+    with server.client() as http:
+        task_id = _create_task(http, "order-42")
+        _create_task(http, "hooked-1", "http://127.0.0.1:9/kling-callback")  # nobody listens
+        refused = http.post("/v1/videos/advanced-lip-sync", json={"session_id": "nope"})
+        assert refused.json()["code"] == 1201
+        http.post("/__admin/faults", json={"kind": "latency", "latency_ms": 5, "times": 3})
+        http.post("/__admin/callbacks/chaos", json={"task": "hooked-1", "duplicate": True})
+
+    row = f'tr[data-task-id="{task_id}"] .status'
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, row).text == "submitted")
+    assert browser.find_elements(By.CSS_SELECTOR, "#journal tr.refusal")
+
+    clicked = time.perf_counter()
+    browser.find_element(By.ID, "advance-4s").click()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, row).text == "succeed")
+    status_change_s = time.perf_counter() - clicked
+    phases = browser.find_elements(By.CSS_SELECTOR, f'tr[data-task-id="{task_id}"] .phase.reached')
+    assert len(phases) == 3
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#callbacks tbody tr td.code")) >= 3)
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(SCREENSHOT))
+    size = SCREENSHOT.stat().st_size
+    total_s = time.perf_counter() - started
+    print(
+        f"\ndashboard: status on screen {status_change_s * 1000:.0f} ms after the click; "
+        f"test {total_s:.1f} s; screenshot {SCREENSHOT} ({size} bytes)"
+    )
+    assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and size > 20_000
+    assert status_change_s < STATUS_CHANGE_BOUND_S
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("/docs", "/v1/videos/advanced-lip-sync"), ("/__admin/docs", "/__admin/clock/advance")],
+)
+def test_docs_render_offline_in_swagger_ui(
+    start_server: StartServer, browser: webdriver.Chrome, path: str, expected: str
+) -> None:
+    """Swagger UI, served by the mock, renders the spec's operations (no other host is asked)."""
+    server = start_server([])
+    started = time.perf_counter()
+    browser.get(server.base_url + path)
+    wait = WebDriverWait(browser, WAIT_S, poll_frequency=0.05)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock"))
+    rendered_s = time.perf_counter() - started
+    blocks = browser.find_elements(By.CSS_SELECTOR, ".opblock")
+    page = browser.find_element(By.ID, "swagger-ui").text
+    assert expected in page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / f"docs{path.replace('/', '-')}.png"
+    assert browser.save_screenshot(str(shot))
+    print(f"\n{path}: {len(blocks)} operations rendered in {rendered_s * 1000:.0f} ms; {shot}")
+    assert len(blocks) >= 5
