@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -47,7 +48,7 @@ class TestPages:
     ) -> None:
         """Swagger UI (a 3.1-capable 5.x bundle) is pointed at the spec the mock serves."""
         page = client.get(path).text
-        assert f'url: "{spec}"' in page
+        assert f'fetch("{spec}")' in page and "window.location.origin" in page
         bundle = client.get("/__static/swagger-ui/swagger-ui-bundle.js")
         assert bundle.status_code == 200 and len(bundle.content) > 500_000
         assert client.get(spec).json()["openapi"].startswith("3.")
@@ -76,16 +77,19 @@ class TestDashboardState:
         (task,) = state["tasks"]
         assert task["task_id"] == created["task_id"] and task["account"] == "mock-access-key"
         t0 = created["created_at"]
-        assert [(p["status"], p["planned_ms"], p["reached"]) for p in task["timeline"]] == [
-            ("submitted", t0, True),
-            ("processing", t0 + 1000, False),
-            ("succeed", t0 + 4000, False),
+        assert [
+            (p["status"], p["planned_ms"], p["reached"], p["at_ms"]) for p in task["timeline"]
+        ] == [
+            ("submitted", t0, True, t0),
+            ("processing", t0 + 1000, False, None),
+            ("succeed", t0 + 4000, False, None),
         ]
         assert state["clock"]["next_due_ms"] == t0 + 1000
         client.post("/__admin/clock/advance", json={"ms": 4000})
         (task,) = client.get("/__admin/ui/state").json()["tasks"]
         assert task["task_status"] == "succeed"
-        assert all(p["reached"] for p in task["timeline"])
+        assert [p["at_ms"] for p in task["timeline"]] == [t0, t0 + 1000, t0 + 4000]
+        assert task["updated_at"] == t0 + 4000
 
     def test_refusals_faults_and_chaos_are_shown(self, client: TestClient) -> None:
         """The state carries journal refusals with their rule, faults with hits, chaos scopes."""
@@ -100,6 +104,27 @@ class TestDashboardState:
         assert refusals and refusals[0]["rule"] == "volume-range"
         assert [f["kind"] for f in state["faults"]] == ["latency"]
         assert state["chaos"]["scopes"]["t-9"]["drop"] is True
+
+    def test_poll_stays_small_with_many_tasks(self, client: TestClient) -> None:
+        """With 400 tasks stored, one poll sends the newest 200 and answers within 300 ms."""
+        session = identify(client)["session_id"]
+        for i in range(400):
+            r = client.post(
+                "/v1/videos/advanced-lip-sync", json=create_body(session, external_task_id=f"n{i}")
+            )
+            assert r.json()["code"] == 0
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            answer = client.get("/__admin/ui/state")
+            timings.append((time.perf_counter() - started) * 1000)
+        state = answer.json()
+        assert state["task_count"] == 400 and len(state["tasks"]) == 200
+        assert state["tasks"][0]["task_info"]["external_task_id"] == "n399"  # newest first
+        median = sorted(timings)[2]
+        print(f"state poll at 400 tasks: median {median:.1f} ms, {len(answer.content)} bytes")
+        assert median < 300
+        assert len(answer.content) < 400_000
 
     def test_journal_is_bounded(self, client: TestClient) -> None:
         """Only the newest 100 journal entries are sent, whatever the journal holds."""
@@ -131,6 +156,7 @@ def test_wheel_ships_py_typed_and_the_pages(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in (
         "mock_server/py.typed",
+        "contracts/py.typed",
         "mock_server/web/static/dashboard.html",
         "mock_server/web/static/dashboard.js",
         "mock_server/web/ui.py",

@@ -44,13 +44,18 @@ _SWAGGER_PAGE = """<!doctype html>
   <script src="{assets}/swagger-ui-bundle.js"></script>
   <script src="{assets}/swagger-ui-standalone-preset.js"></script>
   <script>
-    window.ui = SwaggerUIBundle({{
-      url: "{spec_url}",
-      dom_id: "#swagger-ui",
-      deepLinking: true,
-      presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
-      layout: "BaseLayout",
-      validatorUrl: null
+    // "Try it out" goes to the mock that serves this page, whatever its port.
+    fetch("{spec_url}").then((r) => r.json()).then((spec) => {{
+      const here = {{ url: window.location.origin, description: "This mock" }};
+      spec.servers = [here, ...(spec.servers || []).filter((s) => s.url !== here.url)];
+      window.ui = SwaggerUIBundle({{
+        spec: spec,
+        dom_id: "#swagger-ui",
+        deepLinking: true,
+        presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+        layout: "BaseLayout",
+        validatorUrl: null
+      }});
     }});
   </script>
 </body>
@@ -108,17 +113,23 @@ async def dashboard(request: Request) -> Response:
 
 
 def _timeline(t: Task) -> list[dict[str, Any]]:
-    """Each phase with its planned time; transitions fire stamped at their due time."""
+    """Each phase with its planned time and, once reached, when it was.
+
+    A transition is stamped at its due time, so a reached phase's time is its planned one; the
+    current phase's time is the task's `updated_at`.
+    """
     processing_at = t.created_at_ms + t.outcome.submitted_ms
-    final_at = processing_at + t.outcome.processing_ms
-    reached = t.status.value
+    planned = (t.created_at_ms, processing_at, processing_at + t.outcome.processing_ms)
     order = ["submitted", "processing", t.outcome.status.value]
-    position = order.index(reached) if reached in order else len(order) - 1
+    position = order.index(t.status.value) if t.status.value in order else len(order) - 1
     return [
-        {"status": name, "planned_ms": at, "reached": i <= position}
-        for i, (name, at) in enumerate(
-            zip(order, (t.created_at_ms, processing_at, final_at), strict=True)
-        )
+        {
+            "status": name,
+            "planned_ms": at,
+            "reached": i <= position,
+            "at_ms": (t.updated_at_ms if i == position else at) if i <= position else None,
+        }
+        for i, (name, at) in enumerate(zip(order, planned, strict=True))
     ]
 
 

@@ -4,6 +4,7 @@
 
 const POLL_MS = 1000;
 let lastState = null;
+let lastText = "";
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -53,8 +54,9 @@ function renderTasks(state) {
     const timeline = el("div", { class: "timeline" }, ...t.timeline.map((p) =>
       el("span", {
         class: `phase ${p.status}${p.reached ? " reached" : ""}`,
-        title: `${p.reached ? "reached" : "planned"} at ${iso(p.planned_ms)}`,
-      }, `${p.reached ? "\u2713 " : ""}${p.status} ${relative(p.planned_ms, origin)}`)));
+        title: `planned ${iso(p.planned_ms)}` + (p.reached ? `, reached ${iso(p.at_ms)}` : ""),
+      }, p.reached ? `\u2713 ${p.status} ${relative(p.at_ms, origin)}`
+                   : `${p.status} ${relative(p.planned_ms, origin)} planned`)));
     const video = t.task_result.videos[0];
     return el("tr", { "data-task-id": t.task_id },
       el("td", {}, t.account),
@@ -80,9 +82,9 @@ function renderCallbacks(state) {
 function renderJournal(state) {
   fill("journal", state.journal.slice().reverse().map((e) =>
     el("tr", { class: e.code !== 0 ? "refusal" : "" },
-      el("td", {}, e.seq), el("td", {}, iso(e.clock_ms)), el("td", {}, e.method),
+      el("td", {}, e.seq), el("td", { class: "nowrap" }, iso(e.clock_ms)), el("td", {}, e.method),
       el("td", { class: "mono" }, e.path + (e.query ? "?" + e.query : "")),
-      el("td", {}, e.operation || ""), el("td", {}, e.account || ""),
+      el("td", {}, e.operation || ""), el("td", { class: "nowrap" }, e.account || ""),
       el("td", {}, e.http_status), el("td", { class: "code" }, e.code),
       el("td", {}, e.rule || ""), el("td", {}, e.message || ""),
       el("td", {}, e.latency_ms.toFixed(1)))), 11);
@@ -115,8 +117,12 @@ async function refresh() {
   try {
     const response = await fetch("/__admin/ui/state", { cache: "no-store" });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    lastState = await response.json();
-    render(lastState);
+    const text = await response.text();
+    if (text !== lastText) {  // redraw only on change, so a selection or a hover survives
+      lastText = text;
+      lastState = JSON.parse(text);
+      render(lastState);
+    }
     live.className = "live ok";
     live.textContent = `live, updated ${new Date().toLocaleTimeString()}`;
   } catch (error) {
@@ -131,11 +137,12 @@ async function advance(ms) {
   const response = await fetch("/__admin/clock/advance", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ ms }),
+    body: JSON.stringify({ ms, wait_callbacks: false }),  // the poll shows deliveries as they come
   });
   const answer = await response.json();
-  if (answer.code !== 0) message.textContent = `${answer.code}: ${answer.message}`;
-  else message.textContent = `${answer.data.events.length} transition(s) fired`;
+  message.className = answer.code !== 0 ? "message error" : "message";
+  message.textContent = answer.code !== 0
+    ? `${answer.code}: ${answer.message}` : `${answer.data.events.length} transition(s) fired`;
   await refresh();
 }
 
