@@ -163,3 +163,35 @@ def test_docs_render_offline_in_swagger_ui(
     assert browser.save_screenshot(str(shot))
     print(f"\n{path}: {len(blocks)} operations rendered in {rendered_s * 1000:.0f} ms; {shot}")
     assert len(blocks) >= 5
+
+
+def test_try_it_out_reaches_the_serving_mock(
+    start_server: StartServer, browser: webdriver.Chrome
+) -> None:
+    """In the control API docs, "Try it out" on GET /__admin/clock gets the mock's answer."""
+    server = start_server(["--clock", "manual"])
+    wait = WebDriverWait(
+        browser, WAIT_S, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException]
+    )
+    browser.get(server.base_url + "/__admin/docs")
+    summary = wait.until(
+        lambda d: next(
+            (
+                b
+                for b in d.find_elements(By.CSS_SELECTOR, ".opblock-get .opblock-summary")
+                if b.text.split()[1:2] == ["/__admin/clock"]
+            ),
+            None,
+        )
+    )
+    summary.click()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".opblock.is-open .try-out__btn")).click()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".opblock.is-open .execute")).click()
+    body = wait.until(
+        lambda d: d.find_element(By.CSS_SELECTOR, ".opblock.is-open .live-responses-table")
+    )
+    wait.until(lambda d: '"mode": "manual"' in body.text)
+    assert (
+        server.base_url + "/__admin/clock"
+        in browser.find_element(By.CSS_SELECTOR, ".opblock.is-open .request-url").text
+    )
