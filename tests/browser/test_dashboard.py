@@ -20,6 +20,7 @@ from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import SEED_AUDIO_URL
@@ -174,16 +175,15 @@ def test_try_it_out_reaches_the_serving_mock(
         browser, WAIT_S, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException]
     )
     browser.get(server.base_url + "/__admin/docs")
-    summary = wait.until(
-        lambda d: next(
-            (
-                b
-                for b in d.find_elements(By.CSS_SELECTOR, ".opblock-get .opblock-summary")
-                if b.text.split()[1:2] == ["/__admin/clock"]
-            ),
-            None,
-        )
-    )
+
+    def clock_summary(d: webdriver.Chrome) -> WebElement | bool:
+        for block in d.find_elements(By.CSS_SELECTOR, ".opblock-get .opblock-summary"):
+            if block.text.split()[1:2] == ["/__admin/clock"]:
+                return block
+        return False
+
+    summary = wait.until(clock_summary)
+    assert isinstance(summary, WebElement)
     summary.click()
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".opblock.is-open .try-out__btn")).click()
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".opblock.is-open .execute")).click()
