@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help venv run test test-fast lint verify bench clean
+.PHONY: help venv browser run test test-fast lint verify bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -19,13 +19,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv and install the package with its dev tools
 
+browser: ## install Chromium and chromedriver (Debian packages) for the browser test, if missing
+	bash scripts/install-browser.sh
+
 run: $(STAMP) ## start the mock on $(HOST):$(PORT) with the embedded defaults
 	$(BIN)/lipsync-mock --host $(HOST) --port $(PORT)
 
 # The API suites run a second time on the SQLite store: both stores answer the same suite.
 SQLITE_SUITES := tests/test_api.py tests/test_rules.py tests/test_auth.py tests/test_callbacks.py tests/test_domain.py
 
-test: $(STAMP) ## run the whole suite (slow suites included), the API suites again on SQLite
+test: $(STAMP) browser ## run the whole suite (slow and browser tests included), the API suites again on SQLite
 	$(BIN)/pytest -n 2 -q
 	LIPSYNC_TEST_STORE=sqlite $(BIN)/pytest -n 2 -q $(SQLITE_SUITES)
 

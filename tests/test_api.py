@@ -278,7 +278,7 @@ class TestRoutes:
     @pytest.mark.parametrize(
         ("method", "path"),
         [
-            ("GET", "/"),
+            ("POST", "/"),  # GET / is the landing page
             ("GET", "/v1/videos"),
             ("POST", "/v1/videos/Identify-face"),
             ("POST", "/v1/videos/lip-sync"),

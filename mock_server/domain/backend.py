@@ -492,6 +492,9 @@ class LipSyncBackend:
         """Journal entries matching `query`, oldest first; the store stops at its limit."""
         return self._store.journal(query)
 
+    def last_journal_seq(self) -> int:
+        return self._store.last_journal_seq()
+
     def deliveries(
         self, task_id: str | None = None, limit: int | None = None
     ) -> list[DeliveryAttempt]:

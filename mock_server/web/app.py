@@ -20,6 +20,7 @@ from . import responses
 from .admin import admin_routes
 from .api import api_routes
 from .compose import Mock, build_mock, open_store
+from .ui import ui_routes
 
 __all__ = ["Mock", "build_mock", "create_app", "open_store"]
 
@@ -109,7 +110,7 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> Starle
             mock.backend.close()
 
     app = Starlette(
-        routes=api_routes() + admin_routes(),
+        routes=[*api_routes(), *admin_routes(), *ui_routes()],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
