@@ -45,6 +45,11 @@ class Config:
     callback_backoff_s: float = 0.5
     journal_limit: int = 10_000
     log_level: str = "info"
+    log_format: str = "text"
+    # When set, every /__admin/ request must carry it in the X-Admin-Token header.
+    admin_token: str | None = None
+    header_timeout_s: float = 10.0
+    keep_alive_s: int = 5
 
     @property
     def base_url(self) -> str:

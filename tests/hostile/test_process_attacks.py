@@ -1,0 +1,70 @@
+"""Attacks on the server process itself: held connections, its command line, its control API."""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import time
+
+import httpx
+
+from tests.hostile.harness import ServerProcess
+
+HALF_SENT = 3000
+HEADER_TIMEOUT_S = 1.0
+PARTIAL_HEAD = b"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+
+
+def _open_half_sent(port: int, count: int) -> list[socket.socket]:
+    """`count` connections that each sent the start of a request head and never finish it."""
+    held = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(PARTIAL_HEAD)
+        sock.setblocking(False)
+        held.append(sock)
+    return held
+
+
+def _still_open(held: list[socket.socket], wait_s: float) -> int:
+    """How many of `held` the server has not closed after `wait_s` seconds (EOF or reset)."""
+    selector = selectors.DefaultSelector()
+    for each in held:
+        selector.register(each, selectors.EVENT_READ)
+    open_: set[socket.socket] = set(held)
+    deadline = time.monotonic() + wait_s
+    while open_ and (left := deadline - time.monotonic()) > 0:
+        for key, _ in selector.select(timeout=left):
+            sock: socket.socket = key.fileobj  # type: ignore[assignment]
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                selector.unregister(sock)
+                open_.discard(sock)
+    selector.close()
+    return len(open_)
+
+
+class TestHeldConnections:
+    def test_half_sent_requests_are_dropped(self) -> None:
+        """3000 connections that never finish their headers are closed; others still get answers."""
+        with ServerProcess("--header-timeout", str(HEADER_TIMEOUT_S)) as server:
+            held = _open_half_sent(server.port, HALF_SENT)
+            try:
+                started = time.perf_counter()
+                answer = httpx.get(server.base_url + "/openapi.json", timeout=10, trust_env=False)
+                answer_ms = (time.perf_counter() - started) * 1000
+                left = _still_open(held, HEADER_TIMEOUT_S + 4)
+            finally:
+                for sock in held:
+                    sock.close()
+            print(f"\nhalf-sent: {left}/{HALF_SENT} open after {HEADER_TIMEOUT_S + 4:g} s; "
+                  f"a fresh request meanwhile {answer_ms:.0f} ms")
+            assert answer.status_code == 200
+            assert answer_ms < 2000
+            assert left == 0
+            assert server.running
