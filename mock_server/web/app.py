@@ -31,10 +31,12 @@ from ..domain.ids import IdSource
 from ..domain.resolver import FetchError, FetchTooLarge, MediaResolver
 from ..domain.sqlite_store import SqliteStore
 from ..domain.store import MemoryStore, Store
+from ..logs import log_request
 from ..spec import Spec, load_spec
 from . import responses, serialize
 from .callbacks import CallbackDispatcher
 from .files import FileStore, face_png
+from .guard import AdminTokenGuard
 from .journal import Journal
 
 log = logging.getLogger("mock_server")
@@ -277,6 +279,9 @@ def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None
             request_id=request_id,
             started=started,
         )
+        log_request(request.method, request.url.path, operation=operation_id, principal=principal,
+                    http_status=response.status_code, error=refusal, request_id=request_id,
+                    started=started)  # fmt: skip
         return response
 
     run.__name__ = operation_id
@@ -391,6 +396,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
         request_id=request_id,
         started=time.perf_counter(),
     )
+    log_request(request.method, request.url.path, operation=None, principal=None,
+                http_status=response.status_code, error=error, request_id=request_id,
+                started=time.perf_counter())  # fmt: skip
     return response
 
 
@@ -490,4 +498,6 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> Starle
     # A trailing slash would get Starlette's bare 307 redirect; every answer is the envelope.
     app.router.redirect_slashes = False
     app.state.mock = mock
+    if config.admin_token:
+        app.add_middleware(AdminTokenGuard, token=config.admin_token)
     return app
