@@ -92,8 +92,7 @@ class Authenticator:
         if verdict is None:
             return self._verify_jwt(token)
         now = self._clock()
-        if now >= verdict.expires:
-            del self._verdicts[token]
+        if now >= verdict.expires:  # kept: the LRU drops it, and it stays expired meanwhile
             raise ApiError(AUTH_EXPIRED, "Authorization has expired: exp is in the past")
         if now < verdict.not_before:
             raise ApiError(
