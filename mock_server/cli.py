@@ -494,9 +494,20 @@ def banner_fields(config: Config) -> dict[str, object]:
     }
 
 
+class CliExit(SystemExit):
+    """SystemExit with the status; its str() is the line printed on stderr."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def _fail(message: str, status: int) -> NoReturn:
     print(f"{PROG}: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(status)
+    raise CliExit(status, message)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

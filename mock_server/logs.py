@@ -17,6 +17,18 @@ LOG_FORMATS = ("text", "json")
 REQUEST_FIELDS = ("method", "path", "status", "code", "account", "rule", "ms", "operation")
 
 
+MAX_LOGGED_PATH = 300
+
+
+def _loggable(path: str) -> str:
+    """The path as one safe line: a decoded %0A must not start a forged log line."""
+    if not path.isprintable():
+        path = path.encode("unicode_escape").decode("ascii")
+    if len(path) > MAX_LOGGED_PATH:
+        path = f"{path[:MAX_LOGGED_PATH]}...({len(path)} chars)"
+    return path
+
+
 def log_request(
     method: str,
     path: str,
@@ -31,6 +43,7 @@ def log_request(
     """One info line per API request: `POST /v1/... 200 code=0 account=ak rule=- 1.2 ms`."""
     if not REQUESTS.isEnabledFor(logging.INFO):
         return
+    path = _loggable(path)
     fields = {
         "method": method,
         "path": path,

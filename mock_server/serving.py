@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import socket
 import threading
+import uuid
 from collections.abc import Generator
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .domain.errors import INVALID_REQUEST
 
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_KEEP_ALIVE_S = 5
@@ -32,6 +36,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
     _head_deadline: asyncio.TimerHandle | None = None
+    _pending_400: str | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -43,8 +48,37 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and not self.pipeline:
+        if self._pending_400 is not None and not self.pipeline:
+            self._write_400(self._pending_400)
+        elif not self.transport.is_closing() and not self.pipeline:
             self._arm_head_deadline()
+
+    def send_400_response(self, msg: str) -> None:
+        # httptools parses a whole chunk at once, so bytes that follow a lying Content-Length
+        # would get their 400 before the request in front of them is answered: answers would
+        # come out of order. That request is answered first; then the 400, then the close.
+        if (self.cycle is not None and not self.cycle.response_complete) or self.pipeline:
+            self._pending_400 = msg
+            self.flow.pause_reading()
+            return
+        self._write_400(msg)
+
+    def _write_400(self, msg: str) -> None:
+        self._pending_400 = None
+        body = json.dumps(
+            {
+                "code": INVALID_REQUEST,
+                "message": f"not an HTTP/1.1 request: {msg}",
+                "request_id": str(uuid.uuid4()),
+                "data": None,
+            }
+        ).encode()
+        self.transport.write(
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+            + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+            + body
+        )
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_deadline()

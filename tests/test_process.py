@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import logging
 import os
 import re
 import signal
@@ -22,7 +23,7 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
-from mock_server import cli, media
+from mock_server import cli, logs, media
 from mock_server.domain.models import Account, AccountId
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -453,6 +454,21 @@ BAD_VALUES: list[tuple[list[str], dict[str, str], str]] = [
      "LIPSYNC_MOCK_ACCOUNTS"),
     (["--fixtures", "/nonexistent/fixtures.yaml"], {}, "fixtures"),
 ]  # fmt: skip
+
+
+class TestRequestLog:
+    def test_a_path_cannot_forge_log_lines(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A decoded %0A or a 100 KB path still makes one short line."""
+        started = time.perf_counter()
+        with caplog.at_level(logging.INFO, logger="mock_server.requests"):
+            for path in ("/x\n09:00:00 INFO    GET /v1 200 code=0", "/" + "a" * 100_000):
+                logs.log_request(
+                    "GET", path, operation=None, principal=None, http_status=404,
+                    error=None, request_id="r", started=started,
+                )  # fmt: skip
+        messages = [r.getMessage() for r in caplog.records]
+        assert len(messages) == 2
+        assert all("\n" not in m and len(m) < 500 for m in messages), messages
 
 
 class TestBadValues:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import selectors
 import socket
 import time
@@ -121,3 +122,23 @@ class TestControlPlane:
                 ).json()["data"]
             print(f"\njournal entries before/after 6 refused calls: {len(before)}/{len(after)}")
             assert len(after) == len(before) >= 1
+
+
+class TestGarbage:
+    def test_garbage_after_a_request_is_answered_in_order_with_the_envelope(self) -> None:
+        """A request then bytes that are no HTTP: its answer first, then a 1200 envelope."""
+        with ServerProcess() as server:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(
+                    b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n\x00\x01garbage\r\n\r\n"
+                )
+                received = b""
+                while chunk := sock.recv(65536):
+                    received += chunk
+            assert received.startswith(b"HTTP/1.1 200 OK\r\n"), received[:200]
+            refusal = received.index(b"HTTP/1.1 400 Bad Request\r\n")
+            head, _, body = received[refusal:].partition(b"\r\n\r\n")
+            assert b"content-type: application/json" in head
+            envelope = json.loads(body)
+            assert envelope["code"] == 1200 and envelope["data"] is None, envelope
+            assert server.running
