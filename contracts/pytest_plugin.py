@@ -12,6 +12,10 @@ Fixtures:
   `function_scoped_fixture`), because they are not re-created between examples; reset the
   mock at the top of the test body instead.
 
+A mock started with `admin_token` (a Config field, so `@pytest.mark.lipsync_mock(admin_token=
+"s3cret")` or your `lipsync_mock_config`) refuses /__admin/ requests without the
+`X-Admin-Token` header; its `.admin` client sends it, so the fixtures work unchanged.
+
 Both yield a `mock_server.testing.MockServer`: `.base_url`, `.api_key`, `.headers`
 (`Authorization: Bearer <api key>`), `.token()` (an HS256 JWT built like the documented
 sample), `.account` (access and secret key) and `.admin`, the control client (`advance()` the

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import jwt
@@ -39,14 +40,39 @@ def make_token(
     )
 
 
-class Authenticator:
-    """Token checks use wall time, not the mock's clock: clients sign with their real clock."""
+VERDICT_CACHE_SIZE = 4096
 
-    def __init__(self, accounts: Iterable[Account], leeway_s: int = 0) -> None:
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    principal: Principal
+    not_before: float  # nbf (or -inf), leeway applied
+    expires: float  # exp, leeway applied
+
+
+class Authenticator:
+    """Token checks use wall time, not the mock's clock: clients sign with their real clock.
+
+    A JWT's signature is verified once; the verdict is remembered (an LRU of `cache_size`
+    tokens) and only `nbf`/`exp` are checked again, on every request, against `clock`, the
+    wall clock PyJWT itself reads. A client reuses one token for up to 30 minutes, and the
+    signature check was most of the cost of an authenticated request.
+    """
+
+    def __init__(
+        self,
+        accounts: Iterable[Account],
+        leeway_s: int = 0,
+        cache_size: int = VERDICT_CACHE_SIZE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         accounts = list(accounts)
         self._by_access = {a.access_key: a for a in accounts}
         self._by_api_key = {k: a for a in accounts for k in a.api_keys}
         self._leeway = leeway_s
+        self._cache_size = cache_size
+        self._verdicts: OrderedDict[str, _Verdict] = OrderedDict()
+        self._clock = clock
 
     def authenticate(self, header: str | None) -> Principal:
         if not header or not header.strip():
@@ -62,7 +88,33 @@ class Authenticator:
             return Principal(account.account, "api_key")
         if token.count(".") != 2:
             raise ApiError(AUTH_FAILED, "Authentication failed: unknown API key")
-        return self._verify_jwt(token)
+        verdict = self._verdicts.get(token)
+        if verdict is None:
+            return self._verify_jwt(token)
+        now = self._clock()
+        if now >= verdict.expires:  # kept: the LRU drops it, and it stays expired meanwhile
+            raise ApiError(AUTH_EXPIRED, "Authorization has expired: exp is in the past")
+        if now < verdict.not_before:
+            raise ApiError(
+                AUTH_NOT_YET_VALID, "Authorization is not yet valid: nbf is in the future"
+            )
+        self._verdicts.move_to_end(token)
+        return verdict.principal
+
+    def _remember(self, token: str, principal: Principal, claims: dict[str, object]) -> None:
+        if self._cache_size <= 0:
+            return
+        exp, nbf = claims.get("exp"), claims.get("nbf")
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
+            return  # nothing to bound the verdict with: verify every time
+        not_before = (
+            nbf - self._leeway
+            if isinstance(nbf, int | float) and not isinstance(nbf, bool)
+            else float("-inf")
+        )
+        self._verdicts[token] = _Verdict(principal, not_before, exp + self._leeway)
+        if len(self._verdicts) > self._cache_size:
+            self._verdicts.popitem(last=False)
 
     def _verify_jwt(self, token: str) -> Principal:
         try:
@@ -103,4 +155,6 @@ class Authenticator:
         lifetime = None
         if isinstance(verified.get("exp"), int) and isinstance(verified.get("nbf"), int):
             lifetime = verified["exp"] - verified["nbf"]
-        return Principal(account.account, "jwt", lifetime)
+        principal = Principal(account.account, "jwt", lifetime)
+        self._remember(token, principal, verified)
+        return principal

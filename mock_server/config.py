@@ -47,6 +47,11 @@ class Config:
     journal_limit: int = 10_000
     journal_bytes: int = 16 * 1024 * 1024  # the journal's (and the delivery log's) byte budget
     log_level: str = "info"
+    log_format: str = "text"
+    # When set, every /__admin/ request must carry it in the X-Admin-Token header.
+    admin_token: str | None = None
+    header_timeout_s: float = 10.0
+    keep_alive_s: int = 5
     # Tests only: let callbacks and media fetches reach the mock's own address.
     allow_self_requests: bool = False
 

@@ -3,41 +3,48 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from dataclasses import replace
 from types import TracebackType
-from typing import Any
 
-import uvicorn
-
+from . import serving
 from .admin_client import AdminClient
 from .auth import make_token
 from .config import Config
+from .domain.models import Account
 from .web.app import Mock, create_app
 
 
 class MockServer:
-    """A mock on 127.0.0.1 and a free port; `with MockServer() as m:` starts and stops it."""
+    """A mock on 127.0.0.1 and a free port; `with MockServer() as m:` starts and stops it.
 
-    def __init__(self, config: Config | None = None, **overrides: Any) -> None:
+    `config` sets everything but the address; `admin_token` (or `config.admin_token`) makes
+    the mock require the X-Admin-Token header on /__admin/, and `.admin` sends it.
+    """
+
+    def __init__(self, config: Config | None = None, *, admin_token: str | None = None) -> None:
         config = config or Config()
-        # IPPROTO_TCP explicitly: asyncio then sets TCP_NODELAY on accepted connections, and
-        # keep-alive requests don't wait ~40 ms for a delayed ACK.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock = serving.bind_socket("127.0.0.1", 0)
         self._sock = sock
-        self.config = replace(config, host="127.0.0.1", port=sock.getsockname()[1], **overrides)
+        self.config = replace(
+            config,
+            host="127.0.0.1",
+            port=sock.getsockname()[1],
+            admin_token=admin_token or config.admin_token,
+        )
         try:
             self.app = create_app(self.config)
         except BaseException:
             sock.close()
             raise
         self.mock: Mock = self.app.state.mock
-        self._server = uvicorn.Server(
-            uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on")
+        self._server = serving.Server(
+            serving.server_config(
+                self.app,
+                header_timeout_s=self.config.header_timeout_s,
+                keep_alive_s=self.config.keep_alive_s,
+            )
         )
         self._thread = threading.Thread(target=self._run, name="lipsync-mock", daemon=True)
         self._admin: AdminClient | None = None
@@ -50,7 +57,7 @@ class MockServer:
         return self.config.base_url
 
     @property
-    def account(self) -> Any:
+    def account(self) -> Account:
         return self.config.accounts[0]
 
     @property
@@ -70,7 +77,7 @@ class MockServer:
     def admin(self) -> AdminClient:
         """The control client: clock, faults, fixtures, journal, callbacks."""
         if self._admin is None:
-            self._admin = AdminClient(self.base_url)
+            self._admin = AdminClient(self.base_url, admin_token=self.config.admin_token)
         return self._admin
 
     def start(self, timeout_s: float = 10.0) -> MockServer:

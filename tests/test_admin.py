@@ -212,7 +212,7 @@ class TestFaults:
         """An unknown kind, an undocumented code or an unknown key gets 1201."""
         for bad in ({"kind": "meteor"}, {"kind": "error", "code": 418}, {"kind": "error", "x": 1}):
             with pytest.raises(AdminError) as err:
-                server.admin.add_fault(**bad)
+                server.admin.post_fault(bad)
             assert err.value.code == 1201
 
     def test_faults_from_fixtures(self, server: MockServer, http: httpx.Client) -> None:

@@ -197,3 +197,179 @@ class TestAuthenticator:
             with pytest.raises(ApiError) as caught:
                 auth.authenticate(header)
             assert caught.value.code == code
+
+
+class FakeClock:
+    """Wall time as the verdict cache reads it, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _counting_decode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every signature verification (a `jwt.decode` with a key)."""
+    verified: list[str] = []
+    real = jwt.decode
+
+    def decode(token: str, key: object = None, *args: object, **kwargs: object) -> object:
+        if key is not None:
+            verified.append(token)
+        return real(token, key, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", decode)
+    return verified
+
+
+class TestVerdictCache:
+    def test_signature_is_verified_once_per_token(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The same token on 100 requests is verified once; a new token is verified again."""
+        verified = _counting_decode(monkeypatch)
+        auth = Authenticator(default_accounts())
+        token = make_token(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
+        for _ in range(100):
+            assert auth.authenticate(f"Bearer {token}").via == "jwt"
+        assert verified == [token]
+        other = make_token(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, lifetime_s=600)
+        auth.authenticate(f"Bearer {other}")
+        assert verified == [token, other]
+
+    def test_exp_is_enforced_on_a_remembered_token(self) -> None:
+        """A remembered token is refused with 1004 once the clock passes its exp."""
+        clock = FakeClock()
+        auth = Authenticator(default_accounts(), clock=clock)
+        token = make_token(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, lifetime_s=60)
+        assert auth.authenticate(f"Bearer {token}").via == "jwt"
+        clock.now += 59
+        assert auth.authenticate(f"Bearer {token}").via == "jwt"
+        clock.now += 2
+        for _ in range(2):  # still refused when asked again
+            with pytest.raises(ApiError) as caught:
+                auth.authenticate(f"Bearer {token}")
+            assert caught.value.code == 1004
+
+    def test_nbf_is_enforced_on_a_remembered_token(self) -> None:
+        """If the clock goes back before nbf, a remembered token answers 1003 like a new one."""
+        clock = FakeClock()
+        auth = Authenticator(default_accounts(), clock=clock)
+        token = make_token(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)  # nbf = now - 5
+        auth.authenticate(f"Bearer {token}")
+        clock.now -= 60
+        with pytest.raises(ApiError) as caught:
+            auth.authenticate(f"Bearer {token}")
+        assert caught.value.code == 1003
+
+    def test_refused_tokens_are_not_remembered(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A token with a wrong signature is checked (and refused) on every request."""
+        verified = _counting_decode(monkeypatch)
+        auth = Authenticator(default_accounts())
+        bad = _token(secret="not-the-secret")
+        for _ in range(3):
+            with pytest.raises(ApiError) as caught:
+                auth.authenticate(f"Bearer {bad}")
+            assert caught.value.code == 1000
+        assert len(verified) == 3
+
+    def test_cache_is_bounded(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Past `cache_size` tokens the least recently used verdict is dropped, not kept."""
+        auth = Authenticator(default_accounts(), cache_size=8)
+        tokens = [
+            make_token(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, lifetime_s=600 + i)
+            for i in range(20)
+        ]
+        for token in tokens:
+            auth.authenticate(f"Bearer {token}")
+        assert len(auth._verdicts) == 8
+        verified = _counting_decode(monkeypatch)
+        auth.authenticate(f"Bearer {tokens[-1]}")  # remembered
+        auth.authenticate(f"Bearer {tokens[0]}")  # dropped long ago: verified again
+        assert verified == [tokens[0]]
+
+    def test_per_request_cost(self) -> None:
+        """A remembered JWT costs a small fraction of a full verification (ratio printed)."""
+        token = f"Bearer {make_token(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)}"
+        cached = Authenticator(default_accounts())
+        uncached = Authenticator(default_accounts(), cache_size=0)
+        n = 2000
+
+        def per_call(auth: Authenticator) -> float:
+            best = float("inf")
+            for _ in range(5):
+                started = time.perf_counter()
+                for _ in range(n):
+                    auth.authenticate(token)
+                best = min(best, (time.perf_counter() - started) / n)
+            return best * 1e6
+
+        full, remembered = per_call(uncached), per_call(cached)
+        print(f"\njwt auth per request: verified {full:.1f} us, remembered {remembered:.1f} us, "
+              f"{full / remembered:.0f}x")  # fmt: skip
+        assert remembered * 5 < full
+
+
+ADMIN_TOKEN = "s3cret-admin-token"
+
+
+class TestAdminToken:
+    @pytest.fixture
+    def guarded(self, make_client: Callable[..., TestClient]) -> TestClient:
+        return make_client(admin_token=ADMIN_TOKEN)
+
+    @pytest.mark.parametrize(
+        ("headers", "code"),
+        [({}, 1001), ({"X-Admin-Token": ""}, 1001), ({"X-Admin-Token": "guess"}, 1000)],
+        ids=["missing", "empty", "wrong"],
+    )
+    @pytest.mark.parametrize(
+        ("method", "path"),
+        [("POST", "/__admin/reset"), ("GET", "/__admin/journal"), ("GET", "/__admin"),
+         ("POST", "/__admin/clock/advance"), ("GET", "/__admin/nowhere")],
+    )  # fmt: skip
+    def test_refused_without_the_token(
+        self,
+        guarded: TestClient,
+        headers: dict[str, str],
+        code: int,
+        method: str,
+        path: str,
+    ) -> None:
+        """Every /__admin/ request without the right token is 401 with code 1001 or 1000."""
+        r = guarded.request(method, path, headers=headers, json={"ms": 1000})
+        assert r.status_code == 401, r.text
+        body = r.json()
+        assert set(body) == {"code", "message", "request_id", "data"}
+        assert body["code"] == code and body["data"] is None and body["request_id"]
+        assert "X-Admin-Token" in body["message"]
+
+    def test_refused_requests_change_nothing(self, guarded: TestClient) -> None:
+        """A refused reset leaves the tasks and the journal as they were."""
+        session = identify(guarded)["session_id"]
+        guarded.post(TASKS, json=create_body(session))
+        assert guarded.post("/__admin/reset").status_code == 401
+        assert len(guarded.get(TASKS).json()["data"]) == 1
+
+    def test_accepted_with_the_token(self, guarded: TestClient) -> None:
+        """With the header the control API answers; the API itself needs no admin token."""
+        ok = guarded.post("/__admin/reset", headers={"X-Admin-Token": ADMIN_TOKEN})
+        assert (ok.status_code, ok.json()["code"]) == (200, 0)
+        assert guarded.get(TASKS).status_code == 200
+        assert guarded.get("/openapi.json").status_code == 200
+
+    def test_no_token_configured_keeps_it_open(self, client: TestClient) -> None:
+        """Without --admin-token the control API stays open (loopback binding only)."""
+        assert client.post("/__admin/reset").status_code == 200
+
+    def test_mock_server_and_admin_client_send_it(self) -> None:
+        """`MockServer(admin_token=...)`: its `.admin` works, a client without the token not."""
+        from mock_server.admin_client import AdminClient, AdminError
+        from mock_server.testing import MockServer
+
+        with MockServer(admin_token=ADMIN_TOKEN) as server:
+            assert server.admin.clock()["mode"] == "real"
+            stranger = AdminClient(server.base_url)
+            with pytest.raises(AdminError) as refused:
+                stranger.reset()
+            stranger.close()
+            assert refused.value.code == 1001

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
+import logging
 import os
 import re
 import signal
@@ -21,7 +23,8 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
-from mock_server import cli, media
+from mock_server import cli, logs, media
+from mock_server.domain.models import Account, AccountId
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 30.0
@@ -215,20 +218,110 @@ class TestServerProcess:
         assert task["updated_at"] - task["created_at"] == 400
         assert "0.1 s submitted, 0.3 s processing" in server.log.read_text()
 
-    def test_terminates_on_sigterm(self, start_server: StartServer) -> None:
-        """The process shuts the app down (lifespan included) and exits when terminated."""
+    @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+    def test_signal_ends_it_cleanly(self, start_server: StartServer, sig: signal.Signals) -> None:
+        """Ctrl-C or SIGTERM: graceful shutdown (lifespan included), status 0, no traceback."""
         server = start_server([])
+        with server.client() as http:
+            assert http.get(TASKS).status_code == 200  # a kept-alive connection is open
+            server.process.send_signal(sig)
+            status = server.process.wait(timeout=15)
+        log = server.log.read_text()
+        assert status == 0, log
+        assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
+        assert "Application shutdown complete" in log
+
+    def test_one_log_line_per_request(self, start_server: StartServer) -> None:
+        """At info each API request is one line (method, path, status, code, account, rule, ms)."""
+        server = start_server([])
+        with server.client() as http:
+            http.get(TASKS)
+            http.get(f"{TASKS}/nope")
+            http.get(TASKS, headers={"Authorization": "Bearer wrong"})
         server.process.terminate()
-        # uvicorn re-raises the signal once it has shut down, so the parent sees -SIGTERM.
-        assert server.process.wait(timeout=10) in (0, -signal.SIGTERM)
-        assert "Application shutdown complete" in server.log.read_text()
+        server.process.wait(timeout=15)
+        lines = [ln for ln in server.log.read_text().splitlines() if f" {TASKS}" in ln]
+        print("\n" + "\n".join(lines))
+        assert len(lines) == 3, lines  # uvicorn's own access line would double them
+        first = rf"GET {TASKS} 200 code=0 account=mock-access-key rule=- [0-9.]+ ms"
+        assert re.search(first, lines[0])
+        assert re.search(rf"GET {TASKS}/nope 404 code=1203 account=mock-access-key", lines[1])
+        assert re.search(rf"GET {TASKS} 401 code=1000 account=- ", lines[2])
+
+    def test_json_log_format(self, start_server: StartServer) -> None:
+        """`--log-format json`: every line on stderr is one JSON object; requests carry fields."""
+        server = start_server(["--log-format", "json"])
+        with server.client() as http:
+            http.get(TASKS)
+        server.process.terminate()
+        server.process.wait(timeout=15)
+        docs = [json.loads(line) for line in server.log.read_text().splitlines() if line]
+        requests = [d for d in docs if d.get("path") == TASKS]
+        assert docs[0]["base_url"] == server.base_url
+        assert len(requests) == 1
+        assert requests[0]["code"] == 0 and requests[0]["account"] == "mock-access-key"
+        assert requests[0]["method"] == "GET" and requests[0]["status"] == 200
+        assert isinstance(requests[0]["ms"], float)
+
+    def test_port_in_use_is_one_line_before_the_banner(self) -> None:
+        """A taken port: one line naming the address, no banner, no traceback, status 1."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = _run_cli(["--port", str(port)])
+        assert result.returncode == 1
+        assert result.stderr.strip().count("\n") == 0, result.stderr
+        assert f"127.0.0.1:{port}" in result.stderr and "in use" in result.stderr
+        assert "Kling lip-sync mock on" not in result.stderr + result.stdout
+
+    def test_port_zero_serves_on_the_port_it_picked(self, tmp_path: Path) -> None:
+        """`--port 0` picks a free port; the banner and result links carry the real one."""
+        log = tmp_path / "mock.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "mock_server", "--port", "0"],
+                cwd=ROOT, env=_clean_env(), stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            while not (found := re.search(r"mock on (http://127.0.0.1:(\d+))", log.read_text())):
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            base_url = found.group(1)
+            assert found.group(2) != "0"
+            _wait_until_ready(process, base_url, log)
+        finally:
+            _stop(process)
 
 
 # -- the command line -----------------------------------------------------------------------
 
 
 def _options() -> list[argparse.Action]:
-    return [a for a in cli.parser()._actions if a.option_strings and a.dest != "help"]
+    return [
+        a
+        for a in cli.parser()._actions
+        if a.option_strings and a.dest not in ("help", "version")
+    ]
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """The environment without a developer's LIPSYNC_MOCK_* or KLING_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIPSYNC_", "KLING_"))}
+    return {**env, **extra}
+
+
+def _run_cli(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mock_server", *args],
+        cwd=ROOT,
+        env=_clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _env_name(action: argparse.Action) -> str:
@@ -237,16 +330,27 @@ def _env_name(action: argparse.Action) -> str:
     return match.group(1)
 
 
+SAMPLES: dict[str, tuple[str, object]] = {
+    "account": ("ak2:sk2", [Account(AccountId("ak2"), "ak2", "sk2", ())]),
+    "store": ("sqlite:./x.db", "sqlite:./x.db"),
+    "public_url": ("http://mock.test:9", "http://mock.test:9"),
+    "webhook_secret": ("whsec_c2VjcmV0", "whsec_c2VjcmV0"),
+}
+
+
 def _sample(action: argparse.Action) -> tuple[str, object]:
     """A value to put in the environment and what parse_args should make of it."""
+    if action.dest in SAMPLES:
+        return SAMPLES[action.dest]
     if action.choices:
         choice = str(list(action.choices)[-1])
         return choice, choice
     if isinstance(action, argparse._AppendAction):
         return "sample", ["sample"]
-    if action.type is int:
+    kind = getattr(action.type, "__name__", "")
+    if kind == "integer":
         return "7", 7
-    if action.type is float:
+    if kind == "number":
         return "0.25", 0.25
     return "sample-value", "sample-value"
 
@@ -299,5 +403,116 @@ class TestCommandLine:
 
     def test_bad_account_option_is_refused(self) -> None:
         """A malformed --account stops start-up with a message saying the expected form."""
-        with pytest.raises(SystemExit, match="AK:SK"):
+        with pytest.raises(cli.UsageError, match="AK:SK"):
             cli.config_from_args(["--account", "only-one-part"])
+
+    def test_help_shows_each_default_once(self) -> None:
+        """No option's help says its default twice, and none says '(default: None)'."""
+        out = " ".join(cli.parser().format_help().split())
+        assert "(default: None)" not in out
+        for action in _options():
+            assert (action.help or "").count("default") <= 2, action.help
+        assert "(default http://HOST:PORT) (default" not in out
+
+    def test_version(self) -> None:
+        """`--version` prints the package version and exits 0."""
+        result = _run_cli(["--version"])
+        assert result.returncode == 0, result.stderr
+        assert re.fullmatch(r"lipsync-mock \S+\n", result.stdout), result.stdout
+
+
+# (arguments, environment, the name the one line must carry)
+BAD_VALUES: list[tuple[list[str], dict[str, str], str]] = [
+    (["--help"], {"LIPSYNC_MOCK_CLOCK_SPEED": "fast"}, "LIPSYNC_MOCK_CLOCK_SPEED"),
+    ([], {"LIPSYNC_MOCK_CLOCK_SPEED": "1e308"}, "LIPSYNC_MOCK_CLOCK_SPEED"),
+    (["--processing-delay", "inf"], {}, "--processing-delay"),
+    (["--processing-delay", "nan"], {}, "--processing-delay"),
+    (["--processing-delay", "-1"], {}, "--processing-delay"),
+    (["--submit-delay", "1e400"], {}, "--submit-delay"),
+    (["--port", "70000"], {}, "--port"),
+    (["--port", "abc"], {}, "--port"),
+    ([], {"LIPSYNC_MOCK_PORT": "-1"}, "LIPSYNC_MOCK_PORT"),
+    (["--store", "redis:x"], {}, "--store"),
+    ([], {"LIPSYNC_MOCK_STORE": "sqlite:"}, "LIPSYNC_MOCK_STORE"),
+    (["--max-body-mb", "0"], {}, "--max-body-mb"),
+    (["--callback-attempts", "0"], {}, "--callback-attempts"),
+    (["--clock", "fast"], {}, "--clock"),
+    ([], {"LIPSYNC_MOCK_LOG_LEVEL": "loud"}, "LIPSYNC_MOCK_LOG_LEVEL"),
+    ([], {"LIPSYNC_MOCK_SEED": "9" * 5000}, "LIPSYNC_MOCK_SEED"),
+    ([], {"LIPSYNC_MOCK_CLOCK_START": "1e3"}, "LIPSYNC_MOCK_CLOCK_START"),
+    (["--public-url", "ftp://x"], {}, "--public-url"),
+    (["--webhook-secret", "whsec_%%%"], {}, "--webhook-secret"),
+    ([], {"KLING_API_KEY": "has space"}, "KLING_API_KEY"),
+    ([], {"LIPSYNC_MOCK_ACCOUNTS": "a:b,c"}, "LIPSYNC_MOCK_ACCOUNTS"),
+    (["--account", "mock-access-key:x"], {}, "--account"),
+    (["--account", "ak2:sk2:mock-api-key"], {}, "--account"),
+    (["--header-timeout", "0"], {}, "--header-timeout"),
+    (["--admin-token", ""], {}, "--admin-token"),
+    (["--host", "0.0.0.0"], {}, "--admin-token"),
+    ([], {"LIPSYNC_MOCK_HOST": "x" * 100_000}, "LIPSYNC_MOCK_HOST"),
+    ([], {"LIPSYNC_MOCK_ACCOUNTS": ",".join(f"a{i}:s{i}" for i in range(10_001))},
+     "LIPSYNC_MOCK_ACCOUNTS"),
+    (["--fixtures", "/nonexistent/fixtures.yaml"], {}, "fixtures"),
+]  # fmt: skip
+
+
+class TestRequestLog:
+    def test_a_path_cannot_forge_log_lines(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A decoded %0A or a 100 KB path still makes one short line."""
+        started = time.perf_counter()
+        with caplog.at_level(logging.INFO, logger="mock_server.requests"):
+            for path in ("/x\n09:00:00 INFO    GET /v1 200 code=0", "/" + "a" * 100_000):
+                logs.log_request(
+                    "GET", path, operation=None, principal=None, http_status=404,
+                    error=None, request_id="r", started=started,
+                )  # fmt: skip
+        messages = [r.getMessage() for r in caplog.records]
+        assert len(messages) == 2
+        assert all("\n" not in m and len(m) < 500 for m in messages), messages
+
+
+class TestBadValues:
+    @pytest.mark.parametrize(
+        ("args", "env", "name"),
+        BAD_VALUES,
+        ids=[f"{name}-{i}" for i, (_, _, name) in enumerate(BAD_VALUES)],
+    )
+    def test_one_line_and_status_2(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+        args: list[str],
+        env: dict[str, str],
+        name: str,
+    ) -> None:
+        """A bad flag or variable: one short line on stderr naming it, status 2, no traceback."""
+        for key in [k for k in os.environ if k.startswith(("LIPSYNC_", "KLING_"))]:
+            monkeypatch.delenv(key)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        with pytest.raises(SystemExit) as exited:
+            cli.main([*args, "--port", "0"] if "--port" not in args and not env.get(
+                "LIPSYNC_MOCK_PORT") else args)
+        err = capsys.readouterr().err
+        assert exited.value.code == 2, err
+        assert err.endswith("\n") and err.count("\n") == 1, err
+        assert err.startswith("lipsync-mock: ") and name in err, err
+        assert len(err) < 400, err
+
+    @pytest.mark.parametrize(
+        ("args", "env"),
+        [(["--help"], {"LIPSYNC_MOCK_CLOCK_SPEED": "fast"}), (["--processing-delay", "inf"], {})],
+        ids=["env-with-help", "inf"],
+    )
+    def test_real_entry_point(self, args: list[str], env: dict[str, str]) -> None:
+        """The same through `python -m mock_server`: status 2, one line, no traceback."""
+        result = _run_cli(args, **env)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+        assert result.stdout == ""
+
+    def test_non_loopback_with_a_token_is_accepted(self) -> None:
+        """Binding 0.0.0.0 is allowed once the control API has a token."""
+        config = cli.config_from_args(["--host", "0.0.0.0", "--admin-token", "s3cret"])
+        assert config.admin_token == "s3cret"
+        assert cli.config_from_args(["--host", "localhost"]).admin_token is None

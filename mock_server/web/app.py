@@ -16,10 +16,12 @@ from starlette.responses import Response
 
 from ..config import Config
 from ..domain.errors import INTERNAL, INVALID_METHOD, INVALID_REQUEST, ApiError
+from ..logs import log_request
 from . import responses
 from .admin import admin_routes
 from .api import api_routes
 from .compose import Mock, build_mock, open_store
+from .guard import AdminTokenGuard
 from .ui import ui_routes
 
 __all__ = ["Mock", "build_mock", "create_app", "open_store"]
@@ -43,6 +45,16 @@ async def http_error(request: Request, exc: Exception) -> Response:
         operation=None,
         principal=None,
         body=None,
+        http_status=response.status_code,
+        error=error,
+        request_id=request_id,
+        started=time.perf_counter(),
+    )
+    log_request(
+        request.method,
+        request.url.path,
+        operation=None,
+        principal=None,
         http_status=response.status_code,
         error=error,
         request_id=request_id,
@@ -117,4 +129,6 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> Starle
     # A trailing slash would get Starlette's bare 307 redirect; every answer is the envelope.
     app.router.redirect_slashes = False
     app.state.mock = mock
+    if config.admin_token:
+        app.add_middleware(AdminTokenGuard, token=config.admin_token)
     return app

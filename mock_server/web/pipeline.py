@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from ..auth import Principal
 from ..domain.errors import INTERNAL, INVALID_REQUEST, ApiError
+from ..logs import log_request
 from . import responses
 from .compose import Mock
 from .journal import RAW_BODY
@@ -156,6 +157,16 @@ def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None
             operation=operation_id,
             principal=principal,
             body=body,
+            http_status=response.status_code,
+            error=refusal,
+            request_id=request_id,
+            started=started,
+        )
+        log_request(
+            request.method,
+            request.url.path,
+            operation=operation_id,
+            principal=principal,
             http_status=response.status_code,
             error=refusal,
             request_id=request_id,

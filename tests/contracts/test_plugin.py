@@ -40,6 +40,13 @@ class TestLipsyncMock:
         assert lipsync_mock.config.processing_delay_s == 10
         assert lipsync_mock.admin.clock()["mode"] == "manual"
 
+    @pytest.mark.lipsync_mock(admin_token="plugin-token")
+    def test_admin_token_marker(self, lipsync_mock: MockServer) -> None:
+        """With `admin_token`, the fixture's `.admin` sends it and others are refused (401)."""
+        assert lipsync_mock.admin.clock()["mode"] == "manual"
+        bare = httpx.post(lipsync_mock.base_url + "/__admin/reset", trust_env=False)
+        assert (bare.status_code, bare.json()["code"]) == (401, 1001)
+
     def test_start_up_is_fast(self) -> None:
         """Starting a mock the way the fixture does takes well under a second (target 200 ms)."""
         _stop_in_background(

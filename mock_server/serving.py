@@ -1,0 +1,167 @@
+"""The HTTP server the mock runs on: uvicorn with httptools and uvloop, with a header deadline.
+
+uvicorn offers `timeout_keep_alive`, but its timer only runs between two requests: a
+connection that never sends a byte, or sends half a request head and stops, is held forever
+(its `data_received` cancels the timer and nothing arms another until a response is done).
+Granian (hyper) has a real header-read timeout, but on a GIL build of Python it serves from a
+child process, which would hide the mock's memory from its own hostile tests and break the
+in-thread `MockServer`. So the mock keeps uvicorn and uses its documented `http=` option, which
+takes a protocol class: uvicorn's own httptools protocol plus one timer, armed when a
+connection opens and after each response, disarmed when a request's headers are complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .domain.errors import INVALID_REQUEST
+
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_KEEP_ALIVE_S = 5
+
+
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol; a request head must arrive within `header_timeout_s`."""
+
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    _head_deadline: asyncio.TimerHandle | None = None
+    _pending_400: str | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_head_deadline()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._pending_400 is not None and not self.pipeline:
+            self._write_400(self._pending_400)
+        elif not self.transport.is_closing() and not self.pipeline:
+            self._arm_head_deadline()
+
+    def send_400_response(self, msg: str) -> None:
+        # httptools parses a whole chunk at once, so bytes that follow a lying Content-Length
+        # would get their 400 before the request in front of them is answered: answers would
+        # come out of order. That request is answered first; then the 400, then the close.
+        if (self.cycle is not None and not self.cycle.response_complete) or self.pipeline:
+            self._pending_400 = msg
+            self.flow.pause_reading()
+            return
+        self._write_400(msg)
+
+    def _write_400(self, msg: str) -> None:
+        self._pending_400 = None
+        body = json.dumps(
+            {
+                "code": INVALID_REQUEST,
+                "message": f"not an HTTP/1.1 request: {msg}",
+                "request_id": str(uuid.uuid4()),
+                "data": None,
+            }
+        ).encode()
+        self.transport.write(
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+            + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+            + body
+        )
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_deadline()
+        super().connection_lost(exc)
+
+    def _arm_head_deadline(self) -> None:
+        self._disarm_head_deadline()
+        self._head_deadline = self.loop.call_later(self.header_timeout_s, self._head_too_slow)
+
+    def _disarm_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_too_slow(self) -> None:
+        self._head_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def protocol_class(header_timeout_s: float) -> type[HeaderDeadlineProtocol]:
+    return type(
+        "HeaderDeadlineProtocol",
+        (HeaderDeadlineProtocol,),
+        {"header_timeout_s": header_timeout_s},
+    )
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, except that a signal ends it with status 0.
+
+    uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown, so a terminal shows a
+    KeyboardInterrupt traceback and a supervisor sees -SIGTERM for a clean stop.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def server_config(
+    app: Any,
+    *,
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+    keep_alive_s: int = DEFAULT_KEEP_ALIVE_S,
+    log_level: str = "warning",
+    log_config: dict[str, Any] | None = None,
+) -> uvicorn.Config:
+    """One place for the settings the CLI and `MockServer` share (access log off: the mock
+    logs each API request itself)."""
+    return uvicorn.Config(
+        app,
+        http=protocol_class(header_timeout_s),
+        loop="auto",  # uvloop where installed (uvicorn[standard] brings it, not on Windows)
+        lifespan="on",
+        access_log=False,
+        log_level=log_level,
+        log_config=log_config,
+        timeout_keep_alive=keep_alive_s,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to `host:port` (port 0 picks one), not listening yet: connections are
+    refused until the server serves; OSError says why the address cannot be had."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, address = infos[0]
+    # IPPROTO_TCP explicitly, or asyncio leaves Nagle on and keep-alive requests stall ~40 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
