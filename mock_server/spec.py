@@ -91,7 +91,7 @@ class Spec:
 
     def validator_for(self, schema: Mapping[str, Any]) -> Draft202012Validator:
         """A validator of any schema of the document ($refs resolve against it)."""
-        return Draft202012Validator(_rebase_refs(schema), registry=self._registry)
+        return Draft202012Validator(rebase_refs(schema), registry=self._registry)
 
     @functools.cache  # noqa: B019
     def _is_valid(self, schema_name: str) -> Callable[[Any], bool]:
@@ -125,13 +125,13 @@ class Spec:
                 return
         except (ValueError, OverflowError):  # values the compiled check cannot represent
             pass
-        error = _first_error(self.validator(schema_name), body)
+        error = first_error(self.validator(schema_name), body)
         if error is not None:
             raise self._to_api_error(operation_id, error)
 
     def validate_param(self, operation_id: str, name: str, value: Any) -> None:
         """Check a query or path parameter against its schema in the operation."""
-        error = _first_error(self._param_validator(operation_id, name), value)
+        error = first_error(self._param_validator(operation_id, name), value)
         if error is not None:
             raise self._to_api_error(operation_id, error, prefix=name)
 
@@ -146,23 +146,23 @@ class Spec:
         return ApiError(INVALID_PARAMETER, explained.message, explained.rule)
 
 
-def _rebase_refs(value: Any) -> Any:
+def rebase_refs(value: Any, base_uri: str = _BASE_URI) -> Any:
     """Local refs ("#/components/...") made absolute, so they resolve against the document."""
     if isinstance(value, dict):
         return {
             k: (
-                _BASE_URI + v
+                base_uri + v
                 if k == "$ref" and isinstance(v, str) and v.startswith("#")
-                else _rebase_refs(v)
+                else rebase_refs(v, base_uri)
             )
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_rebase_refs(v) for v in value]
+        return [rebase_refs(v, base_uri) for v in value]
     return value
 
 
-def _first_error(validator: Draft202012Validator, instance: Any) -> ValidationError | None:
+def first_error(validator: Draft202012Validator, instance: Any) -> ValidationError | None:
     # best_match picks the most relevant error deterministically.
     from jsonschema.exceptions import best_match
 

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,7 +25,7 @@ from ..domain.faults import fault_from_dict
 from ..domain.fixtures import FixtureSet
 from ..domain.models import AccountId, JournalQuery, TaskEvent
 from ..domain.store import fixture_doc
-from ..spec import ADMIN_SPEC_FILE, load_document
+from ..spec import ADMIN_SPEC_FILE, first_error, load_document, rebase_refs
 from . import responses, serialize
 from .compose import Mock
 from .pipeline import log, mock_of, read_json
@@ -61,7 +60,7 @@ class AdminSchema:
                 }
 
     def _validator(self, schema: Any) -> Draft202012Validator:
-        return Draft202012Validator(_rebase(schema), registry=self._registry)
+        return Draft202012Validator(rebase_refs(schema, _BASE_URI), registry=self._registry)
 
     def check_body(self, operation_id: str, body: Any) -> None:
         validator = self._bodies.get(operation_id)
@@ -89,23 +88,8 @@ def _integer(raw: str) -> Any:
     return raw
 
 
-def _rebase(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            k: (
-                _BASE_URI + v
-                if k == "$ref" and isinstance(v, str) and v.startswith("#")
-                else _rebase(v)
-            )
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_rebase(v) for v in value]
-    return value
-
-
 def _raise_first(validator: Draft202012Validator, value: Any, prefix: str) -> None:
-    error = best_match(validator.iter_errors(value))
+    error = first_error(validator, value)
     if error is None:
         return
     path = prefix

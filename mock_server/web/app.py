@@ -16,12 +16,12 @@ from starlette.responses import Response
 
 from ..config import Config
 from ..domain.errors import INTERNAL, INVALID_METHOD, INVALID_REQUEST, ApiError
-from ..logs import log_request
 from . import responses
 from .admin import admin_routes
 from .api import api_routes
 from .compose import Mock, build_mock, open_store
 from .guard import AdminTokenGuard
+from .pipeline import answered
 from .ui import ui_routes
 
 __all__ = ["Mock", "build_mock", "create_app", "open_store"]
@@ -40,26 +40,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
         error = ApiError(INVALID_REQUEST, f"bad request: {getattr(exc, 'detail', exc)}")
     request_id = mock.backend.request_id()
     response = responses.failure(error, request_id, mock.spec.http_status)
-    mock.journal.record(
-        request,
-        operation=None,
-        principal=None,
-        body=None,
-        http_status=response.status_code,
-        error=error,
-        request_id=request_id,
-        started=time.perf_counter(),
-    )
-    log_request(
-        request.method,
-        request.url.path,
-        operation=None,
-        principal=None,
-        http_status=response.status_code,
-        error=error,
-        request_id=request_id,
-        started=time.perf_counter(),
-    )
+    answered(mock, request, None, None, None, response, error, request_id, time.perf_counter())
     return response
 
 

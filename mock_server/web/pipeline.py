@@ -152,30 +152,47 @@ def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None
             log.exception("internal error in %s", operation_id)
             refusal = ApiError(INTERNAL, "internal error in the mock; see its log")
             response = responses.failure(refusal, request_id, mock.spec.http_status)
-        mock.journal.record(
-            request,
-            operation=operation_id,
-            principal=principal,
-            body=body,
-            http_status=response.status_code,
-            error=refusal,
-            request_id=request_id,
-            started=started,
-        )
-        log_request(
-            request.method,
-            request.url.path,
-            operation=operation_id,
-            principal=principal,
-            http_status=response.status_code,
-            error=refusal,
-            request_id=request_id,
-            started=started,
+        answered(
+            mock, request, operation_id, principal, body, response, refusal, request_id, started
         )
         return response
 
     run.__name__ = operation_id
     return run
+
+
+def answered(
+    mock: Mock,
+    request: Request,
+    operation: str | None,
+    principal: Principal | None,
+    body: Any,
+    response: Response,
+    refusal: ApiError | None,
+    request_id: str,
+    started: float,
+) -> None:
+    """What every answered request leaves: a journal entry and one log line."""
+    mock.journal.record(
+        request,
+        operation=operation,
+        principal=principal,
+        body=body,
+        http_status=response.status_code,
+        error=refusal,
+        request_id=request_id,
+        started=started,
+    )
+    log_request(
+        request.method,
+        request.url.path,
+        operation=operation,
+        principal=principal,
+        http_status=response.status_code,
+        error=refusal,
+        request_id=request_id,
+        started=started,
+    )
 
 
 def mock_of(request: Request) -> Mock:

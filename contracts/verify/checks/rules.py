@@ -15,7 +15,7 @@ from mock_server.urls import is_loopback
 from ... import strategies
 from ...report import CheckKind
 from .base import CREATE, IDENTIFY, LIST, QUERY, TTS, Context, Session
-from .session import missing_rules
+from .session import create_body, missing_rules
 
 TIME_RULES: Final = ("session-valid", "audio-id-recent", "video-id-recent")
 """Rules broken only by time passing: checked through the mock's control API, after the rest."""
@@ -100,25 +100,13 @@ def _self_callback_rule(ctx: Context, rule: Rule, session: Session | None) -> No
     if ctx.clock is None:
         ctx.skip_rule(rule.id, "a rule of the mock: the target has no control API")
         return
-    if session is None or session.video_ms is None:
-        ctx.skip_rule(rule.id, "no session: identify-face or the first task failed")
-        return
-    if missing_rules(ctx, session) is None:
-        ctx.skip_rule(rule.id, "the session's faces leave no room for a valid create-task body")
-        return
-    strategy = strategies.create_task_requests(
-        session.session_id,
-        session.faces,
-        ctx.audio_ms,
-        session.video_ms,
-        sound_file=ctx.sound_file,
-        external_task_id_prefix=f"contracts-{ctx.run_id}-self-",
-        spec=ctx.spec,
-    )
     own = ctx.options.base_url.rstrip("/") + "/v1/no-such-route"
-    for body in ctx.draw(strategy, 1):
-        body = {**body, "callback_url": own}
-        ctx.refused(rule, CREATE, body, ctx.t.send("createLipSyncTask", body=body))
+    sound = {"sound_file": ctx.sound_file}
+    body = None if session is None else create_body(ctx, session, sound, callback_url=own)
+    if body is None:
+        ctx.skip_rule(rule.id, "no session with room for a valid create-task body")
+        return
+    ctx.refused(rule, CREATE, body, ctx.t.send("createLipSyncTask", body=body))
 
 
 def _media_rule(ctx: Context, rule: Rule) -> None:
