@@ -593,18 +593,27 @@ class TestRestart:
 def test_huge_fixture_documents_stop_at_the_budget(
     make_client: Callable[..., TestClient], store_spec: str
 ) -> None:
-    """9 MB fixtures documents (130k videos) are kept up to the 16 MB budget: the second is
-    refused with 1201 and installs nothing, so a restart replays at most 16 MB."""
-    url = "https://cdn.example.com/{:08d}.mp4"
-    videos = [{"url": url.format(i), "duration_ms": 5000} for i in range(130_000)]
+    """Fixtures documents (each under the control API's 1 MB body limit and its 10,000 items
+    per list) are kept up to the 16 MB budget: the one that would pass it is refused with 1201
+    and installs nothing, so a restart replays at most 16 MB."""
+    url = "https://cdn.example.com/{:02d}/{:08d}.mp4"
     client = make_client(store=store_spec)
-    r = client.post("/__admin/fixtures", json={"videos": videos})
-    assert r.status_code == 200 and r.json()["data"]["summary"]["videos"] == 130_000
-    more = [{"url": url.format(i) + "?b", "duration_ms": 5000} for i in range(130_000)]
-    started = time.perf_counter()
-    r = client.post("/__admin/fixtures", json={"videos": more})
-    spent = time.perf_counter() - started
-    print(f"\n[fixtures {store_spec[:6]}] second 9 MB document refused in {spent:.2f} s")
+    accepted = 0
+    refused = None
+    for doc in range(60):
+        videos = [{"url": url.format(doc, i), "duration_ms": 5000} for i in range(9_000)]
+        started = time.perf_counter()
+        r = client.post("/__admin/fixtures", json={"videos": videos})
+        if r.status_code != 200:
+            refused = (r, time.perf_counter() - started)
+            break
+        accepted += 1
+    assert refused is not None, "60 documents of ~0.6 MB were all kept, past a 16 MB budget"
+    r, spent = refused
+    kind = store_spec[:6]
+    print(f"\n[fixtures {kind}] {accepted} documents kept, the next refused in {spent:.2f} s")
     assert r.status_code == 400 and r.json()["code"] == 1201, r.text[:300]
     assert "DELETE /__admin/fixtures first" in r.json()["message"]
-    assert client.get("/__admin/fixtures").json()["data"]["summary"]["videos"] == 130_000
+    assert 20 <= accepted < 40
+    summary = client.get("/__admin/fixtures").json()["data"]["summary"]
+    assert summary["videos"] == accepted * 9_000
