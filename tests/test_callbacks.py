@@ -648,3 +648,64 @@ class TestIsolation:
 
         timed_out, pending, growth = asyncio.run(main())
         assert timed_out and pending == 0 and growth == 0
+
+
+class TestNeverTheMockItself:
+    def test_a_name_that_resolves_to_the_mock_is_not_sent(self) -> None:
+        """A callback host the create rule cannot know (an /etc/hosts or DNS name) but that
+        resolves to the mock's own address on its port: the attempt is refused before any
+        byte is sent, recorded, and not retried."""
+        sent: list[httpx.Request] = []
+
+        async def handler(request: httpx.Request) -> httpx.Response:
+            sent.append(request)
+            return httpx.Response(200)
+
+        async def reaches_self(url: str) -> bool:
+            return "selfname.test" in url
+
+        async def main() -> list[DeliveryAttempt]:
+            d, store = dispatcher(handler, reaches_self=reaches_self)
+            await d.start()
+            d.on_event(event("t1", "http://selfname.test:8000/__admin/reset"))
+            d.on_event(event("t2", "http://receiver.test/cb"))
+            assert await d.idle(5.0)
+            await d.aclose()
+            return store.deliveries()
+
+        got = {a.task_id: a for a in asyncio.run(main())}
+        assert [str(r.url) for r in sent] == ["http://receiver.test/cb"]
+        assert got["t1"].http_status is None and got["t1"].attempt == 1
+        assert "own address" in (got["t1"].error or "")
+        assert got["t2"].http_status == 200
+
+    def test_resolution_decides_for_names_on_the_mocks_port(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The check resolves a name only on the mock's port; loopback, 0.0.0.0 and the bound
+        address count as the mock, another machine's address does not."""
+        from mock_server.config import Config
+        from mock_server.web.compose import resolved_self_check
+
+        answers = {"self.test": "127.0.0.5", "any.test": "0.0.0.0", "far.test": "192.0.2.10"}
+
+        async def fake_getaddrinfo(host: str, port: int, **kw: Any) -> list[Any]:
+            if host not in answers:
+                raise OSError("unknown host")
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
+
+        check = resolved_self_check(Config(port=8123), lambda url: False)
+
+        async def main() -> list[bool]:
+            loop = asyncio.get_running_loop()
+            monkeypatch.setattr(loop, "getaddrinfo", fake_getaddrinfo)
+            urls = [
+                "http://self.test:8123/x",
+                "http://any.test:8123/x",
+                "http://far.test:8123/x",
+                "http://self.test:9000/x",
+                "http://nowhere.test:8123/x",
+            ]
+            return [await check(u) for u in urls]
+
+        assert asyncio.run(main()) == [True, True, False, False, False]

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +103,10 @@ class _Item:
     reordered: bool = False
 
 
+class _OwnAddress(Exception):
+    """A callback URL whose host resolves to the mock itself (caught before sending)."""
+
+
 class CallbackDispatcher:
     """Queues status changes and POSTs them; never blocks or fails the API on a bad receiver.
 
@@ -128,6 +132,7 @@ class CallbackDispatcher:
         drain_s: float = 2.0,
         transport: httpx.AsyncBaseTransport | None = None,
         wall_clock: Callable[[], float] = time.time,
+        reaches_self: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         if attempts < 1:
             raise ValueError(f"callback attempts must be >= 1, got {attempts}")
@@ -145,6 +150,7 @@ class CallbackDispatcher:
             secret_key(self._secret)  # a bad secret fails at start-up, not on the first callback
         self._transport = transport
         self._wall = wall_clock
+        self._reaches_self = reaches_self  # checked before every attempt, after DNS
         self._global = ChaosSettings()
         self._scoped: dict[str, ChaosSettings] = {}
         self._seq = itertools.count(1)
@@ -362,6 +368,8 @@ class CallbackDispatcher:
             wall_s = self._wall()
             started = time.perf_counter()
             try:
+                if self._reaches_self is not None and await self._reaches_self(item.url):
+                    raise _OwnAddress(item.url)
                 request = self._client.build_request(
                     "POST", item.url, content=item.body, headers=headers
                 )
@@ -372,6 +380,8 @@ class CallbackDispatcher:
                 final = 200 <= status < 300
             except TimeoutError:
                 error = f"timeout: no answer within {self.timeout_s} s"
+            except _OwnAddress as exc:
+                error, final = f"not sent: {exc} resolves to this mock's own address", True
             except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
                 error, final = f"{type(exc).__name__}: {exc}", True
             except httpx.HTTPError as exc:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -131,6 +132,35 @@ def own_address_check(config: Config) -> Callable[[str], bool]:
     return check
 
 
+def resolved_self_check(
+    config: Config, by_name: Callable[[str], bool]
+) -> Callable[[str], Awaitable[bool]]:
+    """`by_name`, then, for a URL on the mock's port, what its host name resolves to: a name
+    that /etc/hosts or DNS maps onto this machine is the mock too."""
+    bound = _host_ip(config.host)
+
+    async def check(url: str) -> bool:
+        if by_name(url):
+            return True
+        parts = split_url(url)
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        if port != config.port or not parts.hostname:
+            return False
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                parts.hostname, port, type=socket.SOCK_STREAM
+            )
+        except (OSError, UnicodeError):
+            return False  # unresolvable: the send fails on its own
+        for info in infos:
+            ip = _host_ip(str(info[4][0]))
+            if ip is not None and (ip.is_loopback or ip.is_unspecified or ip == bound):
+                return True
+        return False
+
+    return check
+
+
 def build_mock(config: Config, store: Store | None = None, spec: Spec | None = None) -> Mock:
     spec = spec or load_spec()
     store = store or open_store(config)
@@ -140,6 +170,7 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
         timeout=10.0, follow_redirects=False, trust_env=False, verify=tls.client_context()
     )
     never_self = config.allow_self_requests
+    by_name = (lambda url: False) if never_self else own_address_check(config)
 
     async def own_files(url: str) -> bytes | None:
         return await files.by_url(url)
@@ -148,7 +179,7 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
         fixtures,
         fetch=lambda url, limit: _fetch(http, url, limit),
         own_files=own_files,
-        own_address=(lambda url: False) if never_self else own_address_check(config),
+        own_address=by_name,
         allowed_dirs=config.allow_dirs,
     )
 
@@ -189,6 +220,7 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
         attempts=config.callback_attempts,
         timeout_s=config.callback_timeout_s,
         backoff_base_s=config.callback_backoff_s,
+        reaches_self=None if never_self else resolved_self_check(config, by_name),
     )
     backend.on_event(callbacks.on_event)
     backend.on_reset(journal.reset)
