@@ -364,6 +364,14 @@ def parser() -> argparse.ArgumentParser:
         help="[LIPSYNC_MOCK_HEADER_TIMEOUT] a connection that has not sent a whole request head "
         "within S seconds (of opening, or of its last answer) is closed (default: 10)",
     )
+    add(
+        "--body-timeout",
+        type=_checked(seconds),
+        default=_env("LIPSYNC_MOCK_BODY_TIMEOUT", seconds, 30.0),
+        metavar="S",
+        help="[LIPSYNC_MOCK_BODY_TIMEOUT] a request body not received whole within S seconds "
+        "is refused with 1200 (default: 30)",
+    )
     keep_alive = _integer(1, 3600)
     add(
         "--keep-alive",
@@ -455,6 +463,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
         log_format=args.log_format,
         admin_token=args.admin_token,
         header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
         keep_alive_s=args.keep_alive,
     )
     if config.admin_token is None and not is_loopback(config.host):

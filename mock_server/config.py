@@ -51,6 +51,7 @@ class Config:
     # When set, every /__admin/ request must carry it in the X-Admin-Token header.
     admin_token: str | None = None
     header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0  # a body must arrive whole within this
     keep_alive_s: int = 5
     # Tests only: let callbacks and media fetches reach the mock's own address.
     allow_self_requests: bool = False

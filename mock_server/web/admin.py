@@ -137,7 +137,8 @@ def admin_endpoint(
 
 async def _body(request: Request, mock: Mock) -> dict[str, Any]:
     """The JSON body, read under the control API's byte limit; an empty body means {}."""
-    return await read_json(request, mock.config.max_admin_body_bytes, allow_empty=True)
+    limit, timeout_s = mock.config.max_admin_body_bytes, mock.config.body_timeout_s
+    return await read_json(request, limit, allow_empty=True, timeout_s=timeout_s)
 
 
 def _state_body(request: Request) -> dict[str, Any]:

@@ -41,7 +41,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-async def read_json(request: Request, limit: int, allow_empty: bool = False) -> dict[str, Any]:
+async def read_json(
+    request: Request, limit: int, allow_empty: bool = False, timeout_s: float = 30.0
+) -> dict[str, Any]:
     """The body as a JSON object; size is checked before and while it is read, never after.
 
     `allow_empty`: an empty body is the empty object (the control API's bodiless POSTs)."""
@@ -58,11 +60,18 @@ async def read_json(request: Request, limit: int, allow_empty: bool = False) -> 
             raise _too_big(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_big(limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_big(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(
+            INVALID_REQUEST,
+            f"the body did not arrive within {timeout_s:g} s ({size} bytes received)",
+        ) from None
     raw = b"".join(chunks)
     setattr(request.state, RAW_BODY, raw)  # the journal keeps its size and hash
     if allow_empty and not raw.strip():
@@ -140,7 +149,9 @@ def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None
             if latency_ms:
                 await asyncio.sleep(latency_ms / 1000)
             if body_schema is not None:
-                body = await read_json(request, mock.config.max_body_bytes)
+                body = await read_json(
+                    request, mock.config.max_body_bytes, timeout_s=mock.config.body_timeout_s
+                )
                 mock.spec.validate_body(operation_id, body_schema, body)
             data, headers = await handler(Call(request, principal, body or {}, request_id))
             response = responses.success(request_id, data, headers)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -262,3 +263,31 @@ class TestResetIsConsistent:
         print(f"\n[reset] |result - parent| duration per task: {durations} ms")
         assert all(d <= 200 for d in durations)
 
+
+
+class TestSlowBodies:
+    def test_a_body_that_never_finishes_is_refused_in_time(self) -> None:
+        """Before: a body announced with Content-Length and never finished held its request
+        (and a connection) as long as the client liked. Now it is answered 1200 once
+        --body-timeout passes, and the server answers others meanwhile."""
+        with ServerProcess("--body-timeout", "1") as p:
+            socks = []
+            started = time.monotonic()
+            for path in (TASKS, "/__admin/fixtures"):
+                s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+                s.sendall(
+                    f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer mock-api-key\r\n"
+                    "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"a\":".encode()
+                )
+                socks.append(s)
+            assert httpx.get(p.base_url + "/openapi.json", timeout=5).status_code == 200
+            answers = []
+            for s in socks:
+                answers.append(s.recv(65536).decode(errors="replace"))
+                s.close()
+            spent = time.monotonic() - started
+        print(f"\n[slow body] {len(answers)} stalled bodies answered after {spent:.2f} s")
+        for answer in answers:
+            assert answer.startswith("HTTP/1.1 400"), answer[:200]
+            assert '"code":1200' in answer and "did not arrive within 1 s" in answer
+        assert spent < 5
