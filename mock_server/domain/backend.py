@@ -239,8 +239,6 @@ class LipSyncBackend:
             sound = await self._resolver.sound(fc.sound_file, f"{ctx.field}.sound_file")
             ctx = _replace(ctx, sound=sound.facts, now_ms=self._clock.now_ms())
             audio_meta, data = sound.meta, sound.data
-        self._rules.check(op, Stage.MEDIA, ctx)
-        assert audio_meta is not None and ctx.session is not None and ctx.face is not None
         if generation != self._generation:  # a reset while the media resolved: look again
             ctx = _replace(
                 ctx,
@@ -248,6 +246,8 @@ class LipSyncBackend:
                 external_task_taken=self._external_id_taken(account, inp.external_task_id),
             )
             self._rules.check(op, Stage.REQUEST, ctx)
+        self._rules.check(op, Stage.MEDIA, ctx)
+        assert audio_meta is not None and ctx.face is not None
         session, now = ctx.session, self._clock.now_ms()
         assert session is not None
         self._faults.check_in_flight(account, self._store.count_in_flight(account))
