@@ -146,13 +146,18 @@ def _read_file(path: Path, limit: int) -> _Read:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         return _Read(unreachable=f"cannot read {path}: {exc.strerror or exc}")
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO, device, socket or folder
             return _Read(unreachable=f"{path} is not a regular file")
         if info.st_size > limit:
             return _Read(over_limit=limit)
-        data = handle.read(limit + 1)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        return _Read(unreachable=f"cannot read {path}: {exc.strerror or exc}")
+    finally:
+        os.close(fd)
     if len(data) > limit:
         return _Read(over_limit=limit)
     return _Read(data)
