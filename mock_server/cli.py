@@ -83,6 +83,14 @@ def _text(raw: str) -> str:
     return raw
 
 
+def _folder(raw: str) -> str:
+    """A folder that exists: a typo would otherwise refuse every file:// URL later, silently."""
+    path = _text(raw)
+    if not os.path.isdir(path):
+        raise ValueError("is not an existing folder")
+    return path
+
+
 def _header_safe(raw: str) -> str:
     _text(raw)
     if not all(33 <= ord(c) <= 126 for c in raw):
@@ -294,8 +302,8 @@ def parser() -> argparse.ArgumentParser:
     add(
         "--allow-dir",
         action="append",
-        type=_checked(_text),
-        default=_env_list("LIPSYNC_MOCK_ALLOW_DIRS", os.pathsep, _text),
+        type=_checked(_folder),
+        default=_env_list("LIPSYNC_MOCK_ALLOW_DIRS", os.pathsep, _folder),
         metavar="DIR",
         help="[LIPSYNC_MOCK_ALLOW_DIRS, os.pathsep-separated] folder whose files file:// URLs "
         "may read; repeatable",

@@ -335,6 +335,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "store": ("sqlite:./x.db", "sqlite:./x.db"),
     "public_url": ("http://mock.test:9", "http://mock.test:9"),
     "webhook_secret": ("whsec_c2VjcmV0", "whsec_c2VjcmV0"),
+    "allow_dir": ("/tmp", ["/tmp"]),  # it must exist
 }
 
 
@@ -393,13 +394,13 @@ class TestCommandLine:
         monkeypatch.setenv("LIPSYNC_MOCK_PROCESSING_DELAY", "0.5")
         monkeypatch.setenv("LIPSYNC_MOCK_CLOCK", "manual")
         monkeypatch.setenv("LIPSYNC_MOCK_ACCOUNTS", "ak2:sk2:key2,ak3:sk3")
-        monkeypatch.setenv("LIPSYNC_MOCK_ALLOW_DIRS", os.pathsep.join(["/a", "/b"]))
+        monkeypatch.setenv("LIPSYNC_MOCK_ALLOW_DIRS", os.pathsep.join(["/tmp", "/usr"]))
         config = cli.config_from_args([])
         assert (config.submit_delay_s, config.processing_delay_s) == (0.2, 0.5)
         assert config.clock_mode.value == "manual"
         assert [a.access_key for a in config.accounts][1:] == ["ak2", "ak3"]
         assert config.accounts[1].api_keys == ("key2",)
-        assert config.allow_dirs == ("/a", "/b")
+        assert config.allow_dirs == ("/tmp", "/usr")
 
     def test_bad_account_option_is_refused(self) -> None:
         """A malformed --account stops start-up with a message saying the expected form."""
@@ -453,6 +454,9 @@ BAD_VALUES: list[tuple[list[str], dict[str, str], str]] = [
     ([], {"LIPSYNC_MOCK_ACCOUNTS": ",".join(f"a{i}:s{i}" for i in range(10_001))},
      "LIPSYNC_MOCK_ACCOUNTS"),
     (["--fixtures", "/nonexistent/fixtures.yaml"], {}, "fixtures"),
+    (["--allow-dir", "/nonexistent/media"], {}, "--allow-dir"),
+    ([], {"LIPSYNC_MOCK_ALLOW_DIRS": "/etc/hostname"}, "LIPSYNC_MOCK_ALLOW_DIRS"),
+    (["--body-timeout", "0"], {}, "--body-timeout"),
 ]  # fmt: skip
 
 
