@@ -22,6 +22,10 @@ It reads the mock's request journal, its callback delivery log and its task list
   `receiver-no-answer` (timeout or connection error) and `signed-callback` (deliveries of a
   mock started with a webhook secret).
 
+The journal keeps what was asked, not what was answered: a query's status is read off the
+task's `created_at` / `updated_at` (from the task list) and the submit delay, or a callback
+the receiver acknowledged. Without `--tasks`, only creates and callbacks show statuses.
+
 The figure is the mean of the dimensions' percentages (each dimension weighs the same, so the
 35 rules do not drown the 8 statuses); `--dimensions` picks which count.
 

@@ -61,7 +61,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
-from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import HealthCheck, Phase, find, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
@@ -418,7 +418,7 @@ class FuzzReport(Report):
 Verdict = tuple[str, str | None]  # (check, reason it failed or None)
 
 
-def _judge(delivery: Delivery, answer: Answer, timeout_s: float, signed: bool) -> list[Verdict]:
+def _judge(delivery: Delivery, answer: Answer, timeout_s: float) -> list[Verdict]:
     kind = delivery.step.kind
     status = answer.status
     out: list[Verdict] = []
@@ -506,9 +506,7 @@ class _Runner:
             delivery = builder.build(step)
             answer = self.target.post(delivery.content(), delivery.headers)
             outcome.deliveries.append(delivery)
-            for check, reason in _judge(
-                delivery, answer, self.options.timeout_s, bool(self.options.secret)
-            ):
+            for check, reason in _judge(delivery, answer, self.options.timeout_s):
                 outcome.verdicts.append((check, reason, delivery))
             if delivery.step.kind is Kind.VALID or step.kind is Kind.DUPLICATE:
                 status = delivery.step.status if step.kind is Kind.VALID else _status_of(delivery)
@@ -580,10 +578,10 @@ def fuzz(
             max_examples=options.examples,
             database=None,
             deadline=None,
-            derandomize=True,
             phases=[Phase.generate],
             suppress_health_check=list(HealthCheck),
         )
+        @seed(options.seed)
         @given(strategy)
         def explore(sequence: list[Step]) -> None:
             _record(report, runner.play(sequence))

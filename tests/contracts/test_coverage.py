@@ -242,3 +242,51 @@ class TestPytestOption:
         result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
         assert "lipsync contract coverage" not in result.stdout.str()
         assert result.ret == pytest.ExitCode.OK
+
+
+class TestMeasure:
+    def test_state_round_trips_and_merges(self, mock: MockServer) -> None:
+        """An xdist worker's state rebuilds the same coverage; merging two doubles the hits."""
+        cov = happy_path(mock)
+        again = Coverage.from_state(json.loads(json.dumps(cov.state())))
+        assert again.to_dict() == cov.to_dict()
+        again.merge(cov)
+        assert again.hits["succeeded-task"] == 2 * cov.hits["succeeded-task"]
+        assert again.segments == 2
+
+    def test_dimensions_pick_the_figure(self, mock: MockServer) -> None:
+        """--dimensions counts only the named ones; an unknown one is refused by name."""
+        happy_path(mock)
+        only = measure([segment(mock)], ["statuses"])
+        assert only.total == only.percent("statuses") == 62.5
+        with pytest.raises(ValueError, match="unknown dimension 'status'"):
+            measure([segment(mock)], ["status"])
+
+    def test_polled_statuses_come_from_the_task_times(self) -> None:
+        """Without callbacks, a query's answer is read off created_at/updated_at and the delay."""
+        task = {"task_id": "t1", "task_status": "succeed", "created_at": 0, "updated_at": 4000}
+        journal = [
+            {"seq": 1, "operation": "createLipSyncTask", "clock_ms": 0, "code": 0},
+            {
+                "seq": 2,
+                "operation": "getLipSyncTask",
+                "path": "/v1/videos/advanced-lip-sync/t1",
+                "clock_ms": 500,
+                "code": 0,
+            },
+            {
+                "seq": 3,
+                "operation": "getLipSyncTask",
+                "path": "/v1/videos/advanced-lip-sync/t1",
+                "clock_ms": 2000,
+                "code": 0,
+            },
+        ]
+        cov = measure([Segment(journal, tasks=[task])])
+        assert cov.hits["submitted-task"] == 2 and cov.hits["processing-task"] == 1
+        assert "succeeded-task" not in cov.covered_ids()
+        assert cov.hits["stuck-task"] == 1  # the client's last look was an unfinished task
+        journal.append({**journal[2], "seq": 4, "clock_ms": 4000})
+        cov = measure([Segment(journal, tasks=[task])])
+        assert {"succeeded-task", "processing->succeed"} <= cov.covered_ids()
+        assert "stuck-task" not in cov.covered_ids()

@@ -136,3 +136,14 @@ class TestTargets:
         report = fuzz_asgi(slow, "/", options)
         assert "answers-in-time" in report.failed_checks()
         assert time.perf_counter() - started < 0.05 * report.deliveries + 5
+
+
+class TestReports:
+    def test_junit_has_a_case_per_check(self) -> None:
+        """The JUnit report has one test case per check; the failed one carries its reason."""
+        app = weak_receiver(crash_on_bad_json=True)
+        report = fuzz_asgi(app, "/callback", FuzzOptions(examples=0, shrink=False))
+        xml = report.junit_xml()
+        assert xml.count("<testcase ") == 7
+        assert 'name="malformed-refused"><failure message="body' in xml
+        assert "<skipped" in xml  # no secret, no state: two checks not exercised
