@@ -496,6 +496,8 @@ class _Runner:
         self.state = state
         self.run_id = uuid.UUID(int=random.Random(options.seed).getrandbits(128)).hex[:8]
         self.counter = itertools.count(1)
+        self.answered = 0
+        self.last_error: str | None = None
 
     def play(self, sequence: Sequence[Step]) -> _Outcome:
         prefix = f"fuzz-{self.run_id}-{next(self.counter)}"
@@ -505,6 +507,10 @@ class _Runner:
         for step in sequence:
             delivery = builder.build(step)
             answer = self.target.post(delivery.content(), delivery.headers)
+            if answer.status is None:
+                self.last_error = answer.error
+            else:
+                self.answered += 1
             outcome.deliveries.append(delivery)
             for check, reason in _judge(delivery, answer, self.options.timeout_s):
                 outcome.verdicts.append((check, reason, delivery))
@@ -570,6 +576,10 @@ def fuzz(
 
     for sequence in fixed_sequences(bool(options.secret)):
         _record(report, runner.play(sequence))
+    if not runner.answered:  # nothing listens there: say so once instead of fuzzing on
+        report.errors.append(f"the receiver never answered: {runner.last_error}")
+        report.elapsed_s = time.perf_counter() - started
+        return report
 
     strategy = steps(bool(options.secret))
     if options.examples:

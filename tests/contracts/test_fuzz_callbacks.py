@@ -147,3 +147,11 @@ class TestReports:
         assert xml.count("<testcase ") == 7
         assert 'name="malformed-refused"><failure message="body' in xml
         assert "<skipped" in xml  # no secret, no state: two checks not exercised
+
+    def test_a_receiver_that_is_down_is_one_error(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """Nothing listening: one error line naming the connection failure, exit 1, no fuzzing."""
+        gone = CallbackReceiver().start()
+        gone.stop()
+        assert main(["--url", gone.url]) == 1
+        out = capsys.readouterr().out
+        assert "ERROR the receiver never answered: ConnectError" in out
