@@ -1,4 +1,4 @@
-"""`python -m contracts <command>`: the kit's command line (`verify`, `check-client`)."""
+"""`python -m contracts <command>`: the kit's command line (verify, check-client, coverage, ...)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import check_client, verify
+from . import check_client, coverage, fuzz_callbacks, verify
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,11 +30,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             description=(check_client.__doc__ or "").split("\n\n")[0],
         )
     )
+    coverage.add_arguments(
+        commands.add_parser(
+            "coverage",
+            help="report what a client's test suite exercised and what never happened",
+            description=(coverage.__doc__ or "").split("\n\n")[0],
+        )
+    )
+    fuzz_callbacks.add_arguments(
+        commands.add_parser(
+            "fuzz-callbacks",
+            help="send generated callback deliveries to a receiver and check its answers",
+            description=(fuzz_callbacks.__doc__ or "").split("\n\n")[0],
+        )
+    )
     args = parser.parse_args(argv)
     if args.command == "verify":
         return verify.run_from_args(args)
     if args.command == "check-client":
         return check_client.run(args)
+    if args.command == "coverage":
+        return coverage.run(args)
+    if args.command == "fuzz-callbacks":
+        return fuzz_callbacks.run(args)
     parser.error(f"unknown command {args.command!r}")
     return 2  # pragma: no cover - parser.error exits
 

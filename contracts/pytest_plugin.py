@@ -21,6 +21,13 @@ Both yield a `mock_server.testing.MockServer`: `.base_url`, `.api_key`, `.header
 sample), `.account` (access and secret key) and `.admin`, the control client (`advance()` the
 clock, `add_fault()`, `journal()`, `callbacks()`, `set_chaos()`, `reset()`).
 
+Contract coverage (`pytest --lipsync-coverage`, like pytest-cov): every `lipsync_mock` and
+`lipsync_mock_session` of the session (of every xdist worker) is read before each reset and
+before it stops, and the merged `contracts.coverage` table is printed at the end of the
+session. `--lipsync-coverage-fail-under=PERCENT` and `--lipsync-coverage-require=failed-task,
+1303,...` fail the session when not met; `--lipsync-coverage-html=PATH` and
+`--lipsync-coverage-json=PATH` also write the report.
+
 Cost, measured on a 2-core machine (`tests/contracts/test_plugin.py` pins a loose upper
 bound): a test using `lipsync_mock` pays about 5 ms (median of 10) to start one and get its
 first control-API answer; every httpx client shares one TLS context (`mock_server.tls`), which
@@ -41,8 +48,10 @@ Example::
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,18 +61,141 @@ from mock_server.domain.clock import ClockMode
 from mock_server.testing import MockServer
 
 _stopping: list[threading.Thread] = []
+_COVERAGE = pytest.StashKey["_Collector"]()
+_WORKER_KEY = "lipsync_coverage"
+
+
+class _Collector:
+    """The coverage of every mock of the session, merged as they are reset or stopped.
+
+    `contracts.coverage` is imported only when --lipsync-coverage is given (it loads the spec).
+    """
+
+    def __init__(self) -> None:
+        from .coverage import Coverage
+
+        self.coverage = Coverage()
+        self.lock = threading.Lock()
+
+    def collect(self, server: MockServer) -> None:
+        from .coverage import Segment, measure
+
+        segment = Segment.from_admin(
+            server.admin,
+            signed=bool(server.config.webhook_secret),
+            submit_ms=round(server.config.submit_delay_s * 1000),
+        )
+        measured = measure([segment])
+        with self.lock:
+            self.coverage.merge(measured)
+
+    def watch(self, server: MockServer) -> None:
+        """Read the mock before every reset, including the ones a test body makes."""
+        admin = server.admin
+        reset = admin.reset
+
+        def reset_after_reading() -> None:
+            self.collect(server)
+            reset()
+
+        # an instance attribute shadows the method: the test's own admin.reset() calls go
+        # through it too (Hypothesis tests reset once per example)
+        setattr(admin, "reset", reset_after_reading)  # noqa: B010
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("lipsync", "lip-sync mock contract coverage")
+    group.addoption(
+        "--lipsync-coverage",
+        action="store_true",
+        help="report what the session's tests exercised against the lipsync_mock fixtures",
+    )
+    group.addoption(
+        "--lipsync-coverage-fail-under",
+        type=float,
+        default=0.0,
+        metavar="PERCENT",
+        help="fail the session when the contract coverage is below PERCENT",
+    )
+    group.addoption(
+        "--lipsync-coverage-require",
+        default="",
+        metavar="ITEMS",
+        help="comma-separated coverage items that must have happened (failed-task,1303,...)",
+    )
+    group.addoption("--lipsync-coverage-html", metavar="PATH", help="also write the HTML page")
+    group.addoption("--lipsync-coverage-json", metavar="PATH", help="also write the JSON report")
+
+
+def _required(config: pytest.Config) -> list[str]:
+    raw: str = config.getoption("--lipsync-coverage-require") or ""
+    return [p.strip() for p in raw.split(",") if p.strip()]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "lipsync_mock(**options): Config overrides for the lipsync_mock fixture"
     )
+    if config.getoption("--lipsync-coverage", default=False):
+        from .coverage import resolve_item
+
+        for name in _required(config):
+            try:
+                resolve_item(name)
+            except ValueError as exc:
+                raise pytest.UsageError(f"--lipsync-coverage-require: {exc}") from exc
+        config.stash[_COVERAGE] = _Collector()
+
+
+def _collector(config: pytest.Config) -> _Collector | None:
+    return config.stash.get(_COVERAGE, None)
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: merge a finished worker's coverage."""
+    collector = _collector(node.config)
+    state = getattr(node, "workeroutput", {}).get(_WORKER_KEY)
+    if collector is not None and state:
+        from .coverage import Coverage
+
+        collector.coverage.merge(Coverage.from_state(json.loads(state)))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Wait for the mocks still shutting down, so none outlives the session."""
     while _stopping:
         _stopping.pop().join(timeout=15)
+    collector = _collector(session.config)
+    if collector is None:
+        return
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand the figures to the controller
+        workeroutput[_WORKER_KEY] = json.dumps(collector.coverage.state())
+        return
+    cov = collector.coverage
+    fail_under: float = session.config.getoption("--lipsync-coverage-fail-under")
+    required = _required(session.config)
+    html_path = session.config.getoption("--lipsync-coverage-html")
+    json_path = session.config.getoption("--lipsync-coverage-json")
+    if html_path:
+        Path(html_path).write_text(cov.html(fail_under=fail_under, required=required), "utf-8")
+    if json_path:
+        Path(json_path).write_text(
+            json.dumps(cov.to_dict(fail_under=fail_under, required=required), indent=2), "utf-8"
+        )
+    if not cov.ok(fail_under, required) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Print the coverage table at the end of the session, the way pytest-cov does."""
+    collector = _collector(config)
+    if collector is None or getattr(config, "workeroutput", None) is not None:
+        return
+    terminalreporter.write_sep("-", "lipsync contract coverage")
+    fail_under: float = config.getoption("--lipsync-coverage-fail-under")
+    text = collector.coverage.text(fail_under=fail_under, required=_required(config))
+    terminalreporter.write_line(text.split("\n", 1)[1])
 
 
 def _stop_in_background(server: MockServer) -> None:
@@ -91,10 +223,17 @@ def lipsync_mock(request: pytest.FixtureRequest) -> Iterator[MockServer]:
     """
     marker = request.node.get_closest_marker("lipsync_mock")
     server = _started(_config(dict(marker.kwargs) if marker else {}))
+    collector = _collector(request.config)
+    if collector is not None:
+        collector.watch(server)
     try:
         yield server
     finally:
-        _stop_in_background(server)
+        try:
+            if collector is not None:
+                collector.collect(server)
+        finally:
+            _stop_in_background(server)
 
 
 @pytest.fixture(scope="session")
@@ -104,17 +243,26 @@ def lipsync_mock_config() -> Config:
 
 
 @pytest.fixture(scope="session")
-def lipsync_mock_session(lipsync_mock_config: Config) -> Iterator[MockServer]:
+def lipsync_mock_session(
+    lipsync_mock_config: Config, request: pytest.FixtureRequest
+) -> Iterator[MockServer]:
     """One running mock for the session, reset before each test that uses it.
 
     Safe with `@given`; reset it yourself between examples (`lipsync_mock_session.admin
     .reset()`), since Hypothesis runs every example inside one test.
     """
     server = _started(lipsync_mock_config)
+    collector = _collector(request.config)
+    if collector is not None:
+        collector.watch(server)
     try:
         yield server
     finally:
-        server.stop()
+        try:
+            if collector is not None:
+                collector.collect(server)
+        finally:
+            server.stop()
 
 
 @pytest.fixture(autouse=True)

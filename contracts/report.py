@@ -1,8 +1,9 @@
-"""Reports of the kit's commands: checks with their cases and failures, as text, JSON or JUnit.
+"""Reports of the kit's commands: checks with their cases and failures, in text, JSON, JUnit, HTML.
 
 `verify` fills a :class:`Report` (one :class:`CheckSummary` per check); `check-client` renders
 its findings with the same JUnit and JSON writers. A new command (coverage, callback fuzzing,
-drift) subclasses :class:`Report` or builds :class:`JUnitCase` values and gets the three formats.
+drift) subclasses :class:`Report` or builds :class:`JUnitCase` values and gets the formats;
+:func:`html_page` renders a self-contained page (inline CSS, no script, no external asset).
 
 >>> report = Report("http://127.0.0.1:8000", seed=1)
 >>> report.record("task_lifecycle", CheckKind.KLING, None)
@@ -14,6 +15,7 @@ drift) subclasses :class:`Report` or builds :class:`JUnitCase` values and gets t
 from __future__ import annotations
 
 import enum
+import html
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
@@ -24,8 +26,10 @@ __all__ = [
     "CheckFailure",
     "CheckKind",
     "CheckSummary",
+    "HtmlSection",
     "JUnitCase",
     "Report",
+    "html_page",
     "json_text",
     "junit_xml",
     "table",
@@ -247,6 +251,104 @@ class Report:
             )
         cases += [JUnitCase(self.command, "run", error=error) for error in self.errors]
         return junit_xml(f"contracts.{self.command}", cases, time_s=self.elapsed_s)
+
+    def _extra_sections(self) -> list[HtmlSection]:
+        """What a command adds to the HTML page, after the checks."""
+        return []
+
+    def to_html(self) -> str:
+        """A self-contained HTML page: the verdict, one row per check, then every failure."""
+        verdict = "OK" if self.ok else "FAILED"
+        rows = [
+            (c.name, c.kind.value, str(c.cases), str(c.failed), c.skipped or "")
+            for c in self.ordered()
+        ]
+        failures = [
+            (c.name, f.operation, f.reason, f.request) for c in self.ordered() for f in c.examples
+        ]
+        sections = [
+            HtmlSection(
+                "Checks",
+                ("check", "kind", "cases", "failures", "not exercised"),
+                rows,
+                bad_rows=frozenset(i for i, c in enumerate(self.ordered()) if not c.ok),
+            ),
+            *self._extra_sections(),
+        ]
+        if failures:
+            sections.append(
+                HtmlSection("Failures", ("check", "operation", "reason", "to reproduce"), failures)
+            )
+        if self.errors or self.notes:
+            sections.append(
+                HtmlSection(
+                    "Errors and notes",
+                    ("kind", "text"),
+                    [("error", e) for e in self.errors] + [("note", n) for n in self.notes],
+                )
+            )
+        summary = (
+            f"{verdict}: {self.cases} cases, {self.failures} failures, "
+            f"{len(self.failed_checks())} failed checks in {self.elapsed_s:.1f} s against "
+            f"{self.base_url} (seed {self.seed})"
+        )
+        return html_page(f"contracts {self.command}", summary, sections, ok=self.ok)
+
+
+@dataclass(frozen=True, slots=True)
+class HtmlSection:
+    """One titled table of an HTML page; ``bad_rows`` (indexes) are shown in red."""
+
+    title: str
+    header: Sequence[str]
+    rows: Sequence[Sequence[str]]
+    bad_rows: frozenset[int] = frozenset()
+    text: str = ""
+    """A paragraph shown above the table."""
+
+
+_CSS = (
+    "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}"
+    "table{border-collapse:collapse;margin:.5em 0 1.5em}"
+    "th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}"
+    "th{background:#f2f2f2}tr.bad td{background:#fde8e8}"
+    "td pre{margin:0;white-space:pre-wrap;font:12px monospace}"
+    ".ok{color:#176f2c}.failed{color:#b00020}"
+)
+
+
+def html_page(title: str, summary: str, sections: Sequence[HtmlSection], *, ok: bool) -> str:
+    """A self-contained HTML document (inline CSS, no script): a verdict line, then tables.
+
+    Every text is escaped; multi-line cells are kept as preformatted text.
+
+    >>> page = html_page("t", "OK <1>", [HtmlSection("S", ("a",), [("x&y",)])], ok=True)
+    >>> "OK &lt;1&gt;" in page and "x&amp;y" in page and "<script" not in page
+    True
+    """
+
+    def cell(text: str) -> str:
+        escaped = html.escape(text)
+        return f"<td><pre>{escaped}</pre></td>" if "\n" in text else f"<td>{escaped}</td>"
+
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="{"ok" if ok else "failed"}"><strong>{html.escape(summary)}</strong></p>',
+    ]
+    for section in sections:
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        if section.text:
+            parts.append(f"<p>{html.escape(section.text)}</p>")
+        parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in section.header))
+        for i, row in enumerate(section.rows):
+            cls = ' class="bad"' if i in section.bad_rows else ""
+            parts.append(f"<tr{cls}>" + "".join(cell(str(v)) for v in row) + "</tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
 
 
 @dataclass(frozen=True, slots=True)

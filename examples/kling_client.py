@@ -481,6 +481,15 @@ class CallbackReceiver:
         with self._lock:
             return self._status.get(task_id)
 
+    @property
+    def state_url(self) -> str:
+        """GET: a JSON object task_id -> status held (what `fuzz-callbacks --state-url` reads)."""
+        return self.url.rsplit("/", 1)[0] + "/state"
+
+    def statuses(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._status)
+
     def finished(self, task_id: str) -> bool:
         return self.status(task_id) in ("succeed", "failed")
 
@@ -496,7 +505,9 @@ class CallbackReceiver:
             if self._verifier is not None:
                 self._verifier.verify(raw, dict(headers), json_parse=False)
             payload = json.loads(raw)
-            task_id, status = str(payload["task_id"]), str(payload["task_status"])
+            task_id, status = payload["task_id"], payload["task_status"]
+            if not isinstance(task_id, str) or not task_id or not isinstance(status, str):
+                raise TypeError("task_id and task_status are strings")
             rank = STATUS_RANK[status]
         except (WebhookVerificationError, ValueError, KeyError, TypeError):
             with self._lock:
@@ -513,6 +524,14 @@ class CallbackReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # the state the receiver holds, for the fuzzer
+                body = json.dumps(receiver.statuses()).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_POST(self) -> None:  # http.server dispatches on this name
                 length = int(self.headers.get("content-length") or 0)
                 ok = receiver.accept(self.rfile.read(length), dict(self.headers.items()))
