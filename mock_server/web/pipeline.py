@@ -20,7 +20,7 @@ from ..domain.errors import INTERNAL, INVALID_REQUEST, ApiError
 from ..logs import log_request
 from . import responses
 from .compose import Mock
-from .journal import RAW_BODY
+from .journal import RAW_BODY, url_path
 
 log = logging.getLogger("mock_server")
 
@@ -64,7 +64,7 @@ async def read_json(request: Request, limit: int, allow_empty: bool = False) -> 
             raise _too_big(limit)
         chunks.append(chunk)
     raw = b"".join(chunks)
-    setattr(request.state, RAW_BODY, raw)  # the journal keeps its size and hash
+    request.scope[RAW_BODY] = raw  # the journal keeps its size and hash
     if allow_empty and not raw.strip():
         return {}
     try:
@@ -124,19 +124,27 @@ def _too_big(limit: int) -> ApiError:
     )
 
 
+def header(request: Request, name: bytes) -> str | None:
+    """`request.headers.get(name)` for a lower-case name, without building a Headers object."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            decoded: str = value.decode("latin-1")
+            return decoded
+    return None
+
+
 def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None) -> Any:
     async def run(request: Request) -> Response:
-        mock: Mock = request.app.state.mock
+        mock: Mock = request.scope["app"].state.mock
         started = time.perf_counter()
         request_id = mock.backend.request_id()
+        path = url_path(request)
         principal: Principal | None = None
         body: Any = None
         refusal: ApiError | None = None
         try:
-            principal = mock.auth.authenticate(request.headers.get("authorization"))
-            latency_ms = mock.backend.before_request(
-                operation_id, request.url.path, principal.account
-            )
+            principal = mock.auth.authenticate(header(request, b"authorization"))
+            latency_ms = mock.backend.before_request(operation_id, path, principal.account)
             if latency_ms:
                 await asyncio.sleep(latency_ms / 1000)
             if body_schema is not None:
@@ -161,10 +169,11 @@ def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None
             error=refusal,
             request_id=request_id,
             started=started,
+            path=path,
         )
         log_request(
-            request.method,
-            request.url.path,
+            request.scope["method"],
+            path,
             operation=operation_id,
             principal=principal,
             http_status=response.status_code,
