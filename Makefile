@@ -42,7 +42,7 @@ lint: $(STAMP) ## ruff and mypy strict over the package, the kit, the examples a
 verify: $(STAMP) ## contract-verify a running server: make verify BASE_URL=http://127.0.0.1:8000
 	$(BIN)/python -m contracts verify --base-url $(or $(BASE_URL),http://$(HOST):$(PORT))
 
-bench: $(STAMP) ## load benchmarks against the bare baseline and Prism; writes bench/RESULTS.md
+bench: $(STAMP) ## the mock beside bare Starlette, Prism, WireMock and Mockoon (installs them); writes bench/RESULTS.md
 	bash bench/run.sh
 
 clean: ## remove the environment and caches

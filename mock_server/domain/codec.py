@@ -14,10 +14,25 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+# The field names of each dataclass met so far (None: the type is no dataclass), so that a
+# record costs one dict lookup per value rather than is_dataclass() and fields() each time.
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
 def to_doc(value: object) -> Any:
     """A value tree as JSON values: dataclasses to objects, tuples to arrays, enums to values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_doc(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    cls = type(value)
+    if cls in _SCALARS:
+        return value
+    try:
+        names = _FIELD_NAMES[cls]
+    except KeyError:
+        is_record = dataclasses.is_dataclass(value) and not isinstance(value, type)
+        names = tuple(f.name for f in dataclasses.fields(value)) if is_record else None  # type: ignore[arg-type]
+        _FIELD_NAMES[cls] = names
+    if names is not None:
+        return {name: to_doc(getattr(value, name)) for name in names}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple | list):

@@ -35,11 +35,33 @@ MAX_PATH = 512
 MAX_QUERY = 1024
 MAX_MESSAGE = 1024
 BIG_INT_BITS = 64
-RAW_BODY = "journal_raw_body"
+RAW_BODY = "journal_raw_body"  # scope key the body reader leaves the bytes under
 
-log = logging.getLogger(
-    "mock_server"
-)  # request.state attribute the body reader leaves the bytes in
+log = logging.getLogger("mock_server")
+
+# Characters for which Starlette's `request.url` differs from the scope's own path and query
+# string (escaped, or dropped by urlsplit); with none of them the scope is used as it is.
+_URL_SPECIAL = frozenset("?#\\\t\r\n")
+
+
+def url_path(request: Request) -> str:
+    """`request.url.path`, without building the URL for an ordinary path."""
+    path: str = request.scope["path"]
+    if _URL_SPECIAL.isdisjoint(path):
+        return path
+    return request.url.path
+
+
+def url_query(request: Request) -> str:
+    """`request.url.query`, without building the URL for an empty or plain ASCII query."""
+    raw: bytes = request.scope.get("query_string", b"")
+    if not raw:
+        return ""
+    if raw.isascii():
+        text = raw.decode("ascii")
+        if _URL_SPECIAL.isdisjoint(text):
+            return text
+    return request.url.query
 
 
 def clip(text: str, limit: int) -> str:
@@ -126,15 +148,17 @@ class Journal:
         error: ApiError | None,
         request_id: str,
         started: float,
+        path: str | None = None,
     ) -> None:
-        raw: bytes | None = getattr(request.state, RAW_BODY, None)
+        """`path`: `request.url.path` when the caller has it already."""
+        raw: bytes | None = request.scope.get(RAW_BODY)
         entry = JournalEntry(
             seq=next(self._seq),
             wall_ms=int(time.time() * 1000),
             clock_ms=self._now_ms(),
-            method=clip(request.method, 16),
-            path=clip(request.url.path, MAX_PATH),
-            query=clip(request.url.query, MAX_QUERY),
+            method=clip(request.scope["method"], 16),
+            path=clip(url_path(request) if path is None else path, MAX_PATH),
+            query=clip(url_query(request), MAX_QUERY),
             operation=operation,
             account=principal.account if principal else None,
             auth=principal.via if principal else None,

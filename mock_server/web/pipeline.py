@@ -20,7 +20,7 @@ from ..domain.errors import INTERNAL, INVALID_REQUEST, ApiError
 from ..logs import log_request
 from . import responses
 from .compose import Mock
-from .journal import RAW_BODY
+from .journal import RAW_BODY, url_path
 
 log = logging.getLogger("mock_server")
 
@@ -73,7 +73,7 @@ async def read_json(
             f"the body did not arrive within {timeout_s:g} s ({size} bytes received)",
         ) from None
     raw = b"".join(chunks)
-    setattr(request.state, RAW_BODY, raw)  # the journal keeps its size and hash
+    request.scope[RAW_BODY] = raw  # the journal keeps its size and hash
     if allow_empty and not raw.strip():
         return {}
     try:
@@ -133,19 +133,27 @@ def _too_big(limit: int) -> ApiError:
     )
 
 
+def header(request: Request, name: bytes) -> str | None:
+    """`request.headers.get(name)` for a lower-case name, without building a Headers object."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            decoded: str = value.decode("latin-1")
+            return decoded
+    return None
+
+
 def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None) -> Any:
     async def run(request: Request) -> Response:
-        mock: Mock = request.app.state.mock
+        mock: Mock = request.scope["app"].state.mock
         started = time.perf_counter()
         request_id = mock.backend.request_id()
+        path = url_path(request)
         principal: Principal | None = None
         body: Any = None
         refusal: ApiError | None = None
         try:
-            principal = mock.auth.authenticate(request.headers.get("authorization"))
-            latency_ms = mock.backend.before_request(
-                operation_id, request.url.path, principal.account
-            )
+            principal = mock.auth.authenticate(header(request, b"authorization"))
+            latency_ms = mock.backend.before_request(operation_id, path, principal.account)
             if latency_ms:
                 await asyncio.sleep(latency_ms / 1000)
             if body_schema is not None:
@@ -164,7 +172,16 @@ def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None
             refusal = ApiError(INTERNAL, "internal error in the mock; see its log")
             response = responses.failure(refusal, request_id, mock.spec.http_status)
         answered(
-            mock, request, operation_id, principal, body, response, refusal, request_id, started
+            mock,
+            request,
+            operation_id,
+            principal,
+            body,
+            response,
+            refusal,
+            request_id,
+            started,
+            path,
         )
         return response
 
@@ -182,8 +199,11 @@ def answered(
     refusal: ApiError | None,
     request_id: str,
     started: float,
+    path: str | None = None,
 ) -> None:
-    """What every answered request leaves: a journal entry and one log line."""
+    """What every answered request leaves: a journal entry and one log line. `path`: the
+    request's path when the caller has it already (the API's hot path)."""
+    path = url_path(request) if path is None else path
     mock.journal.record(
         request,
         operation=operation,
@@ -193,10 +213,11 @@ def answered(
         error=refusal,
         request_id=request_id,
         started=started,
+        path=path,
     )
     log_request(
-        request.method,
-        request.url.path,
+        request.scope["method"],
+        path,
         operation=operation,
         principal=principal,
         http_status=response.status_code,

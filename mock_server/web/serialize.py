@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from ..domain.backend import CreateTaskInput, FaceChooseInput, IdentifyFaceInput, TtsInput
@@ -85,7 +86,33 @@ def result_url(t: Task, base_url: str, watermark: bool = False) -> str:
     return url + f"?watermark=1&sign={t.task_id[-8:]}" if watermark else url
 
 
+# The wire document (and its JSON, see `task_json`) of recently served tasks. A Task is frozen:
+# any change to a task is a new object, so a hit is checked by identity and a changed task is
+# serialised afresh. Callers must not mutate the document they get (callback_payload copies).
+TASK_DOC_CACHE = 4096
+_task_docs: OrderedDict[str, tuple[Task, str, dict[str, Any], list[bytes]]] = OrderedDict()
+
+
 def task(t: Task, base_url: str) -> dict[str, Any]:
+    hit = _task_docs.get(t.task_id)
+    if hit is not None and hit[0] is t and hit[1] == base_url:
+        return hit[2]
+    doc = _task(t, base_url)
+    _task_docs[t.task_id] = (t, base_url, doc, [])
+    if len(_task_docs) > TASK_DOC_CACHE:
+        _task_docs.popitem(last=False)
+    return doc
+
+
+def task_json(doc: dict[str, Any]) -> list[bytes] | None:
+    """The JSON slot of a document `task` returned (empty until responses fills it), or None
+    for any other value."""
+    task_id = doc.get("task_id")
+    hit = _task_docs.get(task_id) if isinstance(task_id, str) else None
+    return hit[3] if hit is not None and hit[2] is doc else None
+
+
+def _task(t: Task, base_url: str) -> dict[str, Any]:
     videos: list[dict[str, Any]] = []
     if t.status is TaskStatus.SUCCEED and t.result_video_id is not None:
         video: dict[str, Any] = {
@@ -118,7 +145,7 @@ def task(t: Task, base_url: str) -> dict[str, Any]:
 
 def callback_payload(t: Task, base_url: str) -> dict[str, Any]:
     """The legacy callback body: the task itself, no envelope."""
-    body = task(t, base_url)
+    body = dict(task(t, base_url))
     del body["watermark_info"]
     return body
 

@@ -1,0 +1,191 @@
+"""The per-request shortcuts answer exactly what the general code answers.
+
+The scope-based path/query, the Authorization header scan, the envelope's headers, the cached
+task JSON and the faster `codec.to_doc` each replace slower general code; every case here
+compares the two on inputs that include the edge cases the shortcut hands back to the general
+code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import time
+from typing import Any
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mock_server.domain import codec
+from mock_server.domain.models import (
+    AccountId,
+    JournalEntry,
+    Outcome,
+    ParentVideo,
+    SessionId,
+    SoundChoice,
+    Task,
+    TaskId,
+    TaskStatus,
+    VideoId,
+)
+from mock_server.web import journal, pipeline, responses, serialize
+
+
+def scope(path: str, query: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> Any:
+    return {
+        "type": "http",
+        "method": "GET",
+        "scheme": "http",
+        "server": ("127.0.0.1", 8000),
+        "path": path,
+        "query_string": query,
+        "headers": headers or [(b"host", b"127.0.0.1:8000")],
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/v1/videos/advanced-lip-sync/851027346193289226", b""),
+        ("/v1/videos/advanced-lip-sync", b"pageNum=1&pageSize=30"),
+        ("/a?b#c\\d", b"x=1#frag"),
+        ("/tab\there/new\nline\r", b"q=\t1"),
+        ("/caf\u00e9/\u0663", "p=\u00e9".encode()),
+        ("//double", b"a=%20b&c"),
+    ],
+)
+def test_url_path_and_query_match_starlettes_url(path: str, query: bytes) -> None:
+    request = Request(scope(path, query))
+    assert journal.url_path(request) == request.url.path
+    assert journal.url_query(request) == request.url.query
+
+
+def test_header_scan_matches_headers_get() -> None:
+    headers = [(b"host", b"h"), (b"authorization", b"Bearer \xe9t"), (b"authorization", b"2nd")]
+    request = Request(scope("/", b"", headers))
+    assert pipeline.header(request, b"authorization") == request.headers.get("authorization")
+    assert pipeline.header(request, b"x-missing") is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [None, {"x-mock-media-source": "synthetic"}, {"Retry-After": "1", "Content-Type": "a/b"}],
+)
+@pytest.mark.parametrize("status", [200, 400, 429])
+def test_envelope_headers_match_starlettes(headers: dict[str, str] | None, status: int) -> None:
+    class Plain(Response):
+        media_type = "application/json"
+
+    body = b'{"code":0}'
+    fast, plain = responses.Envelope(body, status, headers), Plain(body, status, headers)
+    assert fast.raw_headers == plain.raw_headers
+    assert (fast.body, fast.status_code, fast.background) == (plain.body, status, None)
+
+
+def make_task(task_id: str, status: TaskStatus) -> Task:
+    return Task(
+        task_id=TaskId(task_id),
+        account=AccountId("acct"),
+        external_task_id="ext-\u00e9",
+        session_id=SessionId("s1"),
+        face_id="0",
+        parent=ParentVideo("", "https://example.com/v.mp4", 5000, 1280, 720),
+        sound=SoundChoice(None, 3000, 0, 3000, 0, 1.0, 1.0),
+        watermark=True,
+        callback_url="",
+        outcome=Outcome(1000, 3000),
+        status=status,
+        status_msg="",
+        created_at_ms=1_722_769_557_708,
+        updated_at_ms=1_722_769_557_708,
+        result_video_id=None,
+    )
+
+
+def test_success_envelope_is_the_bytes_json_dumps_gives() -> None:
+    task = make_task("900000000000000001", TaskStatus.SUBMITTED)
+    for data in (serialize.task(task, "http://h"), [serialize.task(task, "http://h")], [], None):
+        got = responses.success("rid-1", data).body
+        want = responses.dumps(
+            {"code": 0, "message": "SUCCEED", "request_id": "rid-1", "data": data}
+        )
+        assert got == want
+
+
+def test_a_changed_task_is_never_answered_from_the_cache() -> None:
+    base = "http://127.0.0.1:1"
+    submitted = make_task("900000000000000002", TaskStatus.SUBMITTED)
+    first = responses.success("r", serialize.task(submitted, base)).body
+    assert responses.success("r", serialize.task(submitted, base)).body == first  # a hit
+    done = dataclasses.replace(
+        submitted,
+        status=TaskStatus.SUCCEED,
+        result_video_id=VideoId("v1"),
+        updated_at_ms=1_722_769_569_708,
+    )
+    doc = serialize.task(done, base)
+    answer = json.loads(bytes(responses.success("r", doc).body))["data"]
+    assert answer["task_status"] == "succeed"
+    assert answer["task_result"]["videos"][0]["url"] == f"{base}/files/videos/v1.mp4"
+    # another base URL (another mock in the same process) is not served this one's document
+    other = json.loads(bytes(responses.success("r", serialize.task(done, "http://other")).body))
+    other = other["data"]
+    assert other["task_result"]["videos"][0]["url"].startswith("http://other/")
+
+
+def test_callback_payload_leaves_the_cached_document_whole() -> None:
+    task = make_task("900000000000000003", TaskStatus.SUBMITTED)
+    serialize.task(task, "http://h")
+    payload = serialize.callback_payload(task, "http://h")
+    assert "watermark_info" not in payload
+    assert "watermark_info" in serialize.task(task, "http://h")
+
+
+def test_the_cache_is_bounded() -> None:
+    for i in range(serialize.TASK_DOC_CACHE + 100):
+        serialize.task(make_task(f"91{i:016d}", TaskStatus.SUBMITTED), "http://h")
+    assert len(serialize._task_docs) <= serialize.TASK_DOC_CACHE
+
+
+def generic_to_doc(value: object) -> Any:
+    """codec.to_doc as it was: reflection on every value."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: generic_to_doc(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [generic_to_doc(v) for v in value]
+    if isinstance(value, dict):
+        return {k: generic_to_doc(v) for k, v in value.items()}
+    return value
+
+
+def test_to_doc_matches_the_generic_walk_and_is_cheaper() -> None:
+    entry = JournalEntry(
+        seq=1, wall_ms=2, clock_ms=3, method="POST", path="/p", query="q", operation="op",
+        account="a", auth="jwt", token_lifetime_s=1800,
+        body={"face_choose": [{"face_id": "0", "n": 1.5, "t": True}], "none": None},
+        http_status=200, code=0, request_id="r", latency_ms=0.25,
+    )  # fmt: skip
+    task = make_task("900000000000000004", TaskStatus.PROCESSING)
+    for value in (entry, task, [task, (1, "x")], {"k": TaskStatus.SUCCEED}, JournalEntry):
+        assert codec.to_doc(value) == generic_to_doc(value)
+        assert json.dumps(codec.to_doc(value), default=str) == json.dumps(
+            generic_to_doc(value), default=str
+        )
+
+    def per_call_us(fn: Any) -> float:
+        t0 = time.perf_counter()
+        for _ in range(2000):
+            fn(entry)
+        return (time.perf_counter() - t0) / 2000 * 1e6
+
+    fast, slow = (
+        min(per_call_us(codec.to_doc) for _ in range(3)),
+        min(per_call_us(generic_to_doc) for _ in range(3)),
+    )
+    print(f"to_doc(JournalEntry): {fast:.1f} us, generic walk {slow:.1f} us")
+    assert fast < slow
