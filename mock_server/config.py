@@ -52,6 +52,13 @@ class Config:
     admin_token: str | None = None
     header_timeout_s: float = 10.0
     keep_alive_s: int = 5
+    # Proxy mode (`--proxy-to`): the upstream, the recording and how requests are signed.
+    proxy_to: str | None = None
+    record_file: str | None = None
+    proxy_auth: str = "passthrough"  # or "resign": a fresh JWT from the first account's AK/SK
+    upstream_timeout_s: float = 60.0
+    # Replay mode (`--replay`): recorded interactions answered on the mock's clock.
+    replay_file: str | None = None
     # Tests only: let callbacks and media fetches reach the mock's own address.
     allow_self_requests: bool = False
 

@@ -104,6 +104,10 @@ async def _ticker(mock: Mock) -> None:
 
 def create_app(config: Config | None = None, mock: Mock | None = None) -> Starlette:
     config = config or Config()
+    if config.proxy_to:
+        from ..proxy.app import create_proxy_app
+
+        return create_proxy_app(config)
     mock = mock or build_mock(config)
 
     @contextlib.asynccontextmanager

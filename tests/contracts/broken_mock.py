@@ -220,7 +220,29 @@ def _callback_processing_not_sent() -> None:
     setattr(callbacks.CallbackDispatcher, "on_event", on_event)  # noqa: B010 - a method swapped
 
 
+def _renamed_field_unknown_code() -> None:
+    """Tasks say `task_status_message` instead of `task_status_msg`, and an unknown task is
+    answered with code 1209, which the spec's error table lacks (HTTP 404 as for 1203)."""
+    original_task = serialize.task
+    original_failure = responses.failure
+
+    def task(t: Any, base_url: str) -> dict[str, Any]:
+        data = original_task(t, base_url)
+        data["task_status_message"] = data.pop("task_status_msg")
+        return data
+
+    def failure(error: ApiError, request_id: str, http_status: Any) -> Any:
+        if error.code == 1203:
+            error = ApiError(1209, "task not found", error.rule)
+            http_status = {**http_status, 1209: 404}
+        return original_failure(error, request_id, http_status)
+
+    serialize.task = task
+    responses.failure = failure
+
+
 VARIANTS: dict[str, Callable[[], None]] = {
+    "renamed-field-unknown-code": _renamed_field_unknown_code,
     "sound-duration-1900": _accept_short_audio,
     "succeeded": _succeeded_status,
     "not-found-400": _not_found_as_bad_request,
