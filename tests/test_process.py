@@ -334,6 +334,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "account": ("ak2:sk2", [Account(AccountId("ak2"), "ak2", "sk2", ())]),
     "store": ("sqlite:./x.db", "sqlite:./x.db"),
     "public_url": ("http://mock.test:9", "http://mock.test:9"),
+    "proxy_to": ("http://upstream.test:9", "http://upstream.test:9"),
     "webhook_secret": ("whsec_c2VjcmV0", "whsec_c2VjcmV0"),
 }
 
