@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import check_client, verify
+from . import check_client, drift, verify
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,11 +30,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             description=(check_client.__doc__ or "").split("\n\n")[0],
         )
     )
+    drift.add_arguments(
+        commands.add_parser(
+            "drift",
+            help="compare a recording of the real service with the spec and with the mock",
+            description=(drift.__doc__ or "").split("\n\n")[0],
+        )
+    )
     args = parser.parse_args(argv)
     if args.command == "verify":
         return verify.run_from_args(args)
     if args.command == "check-client":
         return check_client.run(args)
+    if args.command == "drift":
+        return drift.run(args)
     parser.error(f"unknown command {args.command!r}")
     return 2  # pragma: no cover - parser.error exits
 

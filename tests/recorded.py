@@ -140,15 +140,24 @@ def run_client(base_url: str, callback_url: str, deadline_s: float = 20.0) -> Se
     return out
 
 
-def record_session(tmp: Path) -> tuple[Path, Session]:
-    """Record `run_client` through the proxy in front of the broken, differently set upstream."""
+def record_session(
+    tmp: Path,
+    *,
+    broken: bool = True,
+    submit_s: float = SUBMIT_S,
+    processing_s: float = PROCESSING_S,
+) -> tuple[Path, Session]:
+    """Record `run_client` through the proxy in front of the upstream: by default the broken
+    build with other delays and failing tasks; `broken=False` is the mock as it ships."""
     fixtures = tmp / "upstream.yaml"
-    fixtures.write_text(UPSTREAM_FIXTURES, encoding="utf-8")
+    fixtures.write_text(UPSTREAM_FIXTURES if broken else "{}", encoding="utf-8")
     recording = tmp / "session.jsonl"
     upstream = ServerProcess(
-        *("--submit-delay", str(SUBMIT_S), "--processing-delay", str(PROCESSING_S)),
+        *("--submit-delay", str(submit_s), "--processing-delay", str(processing_s)),
         *("--fixtures", str(fixtures)),
-        module="tests.contracts.broken_mock renamed-field-unknown-code",
+        module="tests.contracts.broken_mock renamed-field-unknown-code"
+        if broken
+        else "mock_server",
     )
     with upstream, CallbackReceiver() as receiver:
         proxy = ServerProcess("--proxy-to", upstream.base_url, "--record", str(recording))
