@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -13,14 +15,21 @@ import httpx
 import pytest
 
 from mock_server import cli
+from mock_server.admin_client import AdminClient
 from mock_server.proxy import recording
 from mock_server.testing import MockServer
-from tests.hostile.harness import FailingReceiver, ServerProcess, assert_envelope
+from tests.hostile.harness import AUTH, ROOT, FailingReceiver, ServerProcess, assert_envelope
 from tests.recorded import (
     CALLBACKS_PER_TASK,
     EXTERNAL_IDS,
     FAILED_MESSAGE,
+    PROCESSING_S,
+    SUBMIT_S,
+    UNKNOWN_TASK,
+    CallbackReceiver,
     Session,
+    create_body,
+    identify_body,
     record_session,
 )
 
@@ -86,9 +95,7 @@ class TestRecording:
             ]
             assert changes[0]["after"] == "submitted" and changes[0]["before"] is None
             assert changes[-1]["after"] == ("failed" if external.startswith("fail") else "succeed")
-            assert all(
-                a["after"] == b["before"] for a, b in itertools.pairwise(changes)
-            )
+            assert all(a["after"] == b["before"] for a, b in itertools.pairwise(changes))
 
     def test_callbacks_are_recorded_and_forwarded(
         self, recorded: tuple[list[dict[str, Any]], Session, Path]
@@ -203,3 +210,72 @@ class TestOptions:
         with pytest.raises(cli.UsageError) as refused:
             cli.config_from_args(argv)
         assert fragment in str(refused.value) and "\n" not in str(refused.value)
+
+
+class TestReplay:
+    def test_replay_answers_and_plays_lifecycles_on_the_clock(
+        self, recorded: tuple[list[dict[str, Any]], Session, Path]
+    ) -> None:
+        """Recorded answers by operation and body; statuses and callbacks move with the clock."""
+        records, session, path = recorded
+        first = session.answers
+        started = time.monotonic()
+        with (
+            ServerProcess("--replay", str(path), "--clock", "manual") as replay,
+            CallbackReceiver() as receiver,
+            httpx.Client(base_url=replay.base_url, headers=AUTH, trust_env=False) as http,
+        ):
+            admin = AdminClient(replay.base_url)
+            identified = http.post("/v1/videos/identify-face", json=identify_body())
+            assert identified.headers["x-mock-replay"] == "hit"
+            assert identified.json() == first[0].json()
+            session_id = identified.json()["data"]["session_id"]
+            ids = {}
+            for external in EXTERNAL_IDS:
+                created = http.post(
+                    "/v1/videos/advanced-lip-sync",
+                    json=create_body(session_id, external, receiver.url),
+                )
+                assert created.json()["data"]["task_info"]["external_task_id"] == external
+                ids[external] = created.json()["data"]["task_id"]
+            assert ids == {e: t["task_id"] for e, t in session.tasks.items()}
+
+            def statuses() -> set[str]:
+                return {
+                    http.get(f"/v1/videos/advanced-lip-sync/{ids[e]}").json()["data"]["task_status"]
+                    for e in EXTERNAL_IDS
+                }
+
+            assert statuses() == {"submitted"}
+            admin.advance(int(SUBMIT_S * 1000), wait_callbacks=False)
+            assert statuses() == {"processing"}
+            admin.advance(int(PROCESSING_S * 1000), wait_callbacks=False)
+            for external in EXTERNAL_IDS:
+                final = http.get(f"/v1/videos/advanced-lip-sync/{ids[external]}")
+                assert final.json() == {**final.json(), "data": session.tasks[external]}
+            assert receiver.wait_for(CALLBACKS_PER_TASK * len(EXTERNAL_IDS))
+            assert sorted(map(json.dumps, receiver.bodies)) == sorted(
+                map(json.dumps, session.callbacks)
+            )
+            unknown = http.get(f"/v1/videos/advanced-lip-sync/{UNKNOWN_TASK}")
+            assert (unknown.status_code, unknown.json()["code"]) == (404, 1209)
+            miss = http.post("/v1/videos/identify-face", json={"video_url": "https://x.test/a.mp4"})
+            assert_envelope(miss, 1200)
+            assert miss.headers["x-mock-replay"] == "miss"
+            admin.close()
+        print(f"replayed {len(EXTERNAL_IDS)} lifecycles in {time.monotonic() - started:.2f} s")
+
+    def test_a_recording_without_exchanges_is_refused_at_start(self, tmp_path: Path) -> None:
+        """--replay of an empty or broken file ends the process with one line, status 2."""
+        empty = tmp_path / "empty.jsonl"
+        empty.write_text("")
+        done = subprocess.run(
+            [sys.executable, "-m", "mock_server", "--replay", str(empty), "--port", "0"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2
+        assert "holds no exchange" in done.stderr and done.stderr.strip().count("\n") == 0

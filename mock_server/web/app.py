@@ -133,6 +133,11 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> Starle
     # A trailing slash would get Starlette's bare 307 redirect; every answer is the envelope.
     app.router.redirect_slashes = False
     app.state.mock = mock
+    if config.replay_file:  # recorded answers in front of the API routes
+        from ..proxy.replay import Replay, replay_routes
+
+        replay = Replay.from_file(config.replay_file, mock.spec, mock.backend.now_ms)
+        app.router.routes[0:0] = replay_routes(replay)
     if config.admin_token:
         app.add_middleware(AdminTokenGuard, token=config.admin_token)
     return app
