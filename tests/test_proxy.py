@@ -217,7 +217,7 @@ class TestReplay:
         self, recorded: tuple[list[dict[str, Any]], Session, Path]
     ) -> None:
         """Recorded answers by operation and body; statuses and callbacks move with the clock."""
-        records, session, path = recorded
+        _, session, path = recorded
         first = session.answers
         started = time.monotonic()
         with (
