@@ -118,6 +118,20 @@ def _account(raw: str) -> Account:
     return Account(AccountId(parts[0]), parts[0], parts[1], tuple(parts[2:]))
 
 
+def _distribution(phase: str) -> Callable[[str], str]:
+    """A distribution's text, checked (a recorded one is read) and kept as given."""
+
+    def parse(raw: str) -> str:
+        from .domain import latency
+        from .web.compose import recorded_durations
+
+        latency.parse(_text(raw), recorded_durations(phase))
+        return raw
+
+    parse.__name__ = "distribution"
+    return parse
+
+
 def _webhook_secret(raw: str) -> str:
     from .web.callbacks import secret_key
 
@@ -291,6 +305,19 @@ def parser() -> argparse.ArgumentParser:
         metavar="S",
         help="[LIPSYNC_MOCK_PROCESSING_DELAY] seconds a task stays processing (default: 3)",
     )
+    for flag, env, phase, what in (
+        ("--submit-delay-dist", "LIPSYNC_MOCK_SUBMIT_DELAY_DIST", "submitted", "each task's time in submitted"),
+        ("--processing-delay-dist", "LIPSYNC_MOCK_PROCESSING_DELAY_DIST", "processing", "each task's time in processing"),
+        ("--api-latency", "LIPSYNC_MOCK_API_LATENCY", "api", "the wait before each /v1/ answer"),
+    ):
+        add(
+            flag,
+            type=_checked(_distribution(phase)),
+            default=_env(env, _distribution(phase)),
+            metavar="DIST",
+            help=f"[{env}] {what}, drawn with --seed from fixed:S, uniform:LOW:HIGH, "
+            "lognormal:MEDIAN:SIGMA (seconds) or recorded:FILE (a --record file)",
+        )
     add(
         "--allow-dir",
         action="append",
@@ -499,6 +526,9 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
         proxy_auth=args.proxy_auth,
         upstream_timeout_s=args.upstream_timeout,
         replay_file=args.replay,
+        submit_delay_dist=args.submit_delay_dist,
+        processing_delay_dist=args.processing_delay_dist,
+        api_latency=args.api_latency,
         header_timeout_s=args.header_timeout,
         keep_alive_s=args.keep_alive,
     )
@@ -535,7 +565,9 @@ def banner(config: Config) -> str:
             f"  API key    {', '.join(account.api_keys)}",
             f"  token      {token}   (HS256, valid 30 min)",
             f"  clock      {config.clock_mode.value} x{config.clock_speed:g}; tasks: "
-            f"{config.submit_delay_s:g} s submitted, {config.processing_delay_s:g} s processing",
+            f"{config.submit_delay_dist or f'{config.submit_delay_s:g} s'} submitted, "
+            f"{config.processing_delay_dist or f'{config.processing_delay_s:g} s'} processing"
+            + (f"; API latency {config.api_latency}" if config.api_latency else ""),
             f"  control    {config.base_url}/__admin/  {admin}",
             f"  try: curl -s {config.base_url}/v1/videos/identify-face "
             f"-H 'Authorization: Bearer {account.api_keys[0] if account.api_keys else token}' "

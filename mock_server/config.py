@@ -59,6 +59,10 @@ class Config:
     upstream_timeout_s: float = 60.0
     # Replay mode (`--replay`): recorded interactions answered on the mock's clock.
     replay_file: str | None = None
+    # Distributions (domain/latency.py syntax) of the phase durations and of API latency.
+    submit_delay_dist: str | None = None
+    processing_delay_dist: str | None = None
+    api_latency: str | None = None
     # Tests only: let callbacks and media fetches reach the mock's own address.
     allow_self_requests: bool = False
 

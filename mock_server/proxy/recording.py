@@ -126,3 +126,38 @@ def operation_of(
         if match:
             return str(op["operationId"]), match.groupdict()
     return None, {}
+
+
+def phase_samples(records: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Recorded durations (ms): `submitted` and `processing` of each task (from the tasks' own
+    created_at/updated_at, seen by polls and callbacks), `api` the upstream's answer times."""
+    created: dict[str, int] = {}
+    seen: dict[str, dict[str, int]] = {}
+    api: list[int] = []
+    for r in records:
+        task: Any = None
+        if r["kind"] == "exchange":
+            if isinstance(r.get("latency_ms"), int | float) and r.get("response"):
+                api.append(round(r["latency_ms"]))
+            body = (r.get("response") or {}).get("body")
+            task = body.get("data") if isinstance(body, dict) else None
+        elif r["kind"] in ("status", "callback"):
+            task = (
+                r.get("body") if r["kind"] == "callback" else {**r, "task_status": r.get("after")}
+            )
+        if not isinstance(task, dict) or not isinstance(task.get("task_id"), str):
+            continue
+        task_id, status, stamp = task["task_id"], task.get("task_status"), task.get("updated_at")
+        if isinstance(task.get("created_at"), int):
+            created.setdefault(task_id, task["created_at"])
+        if isinstance(status, str) and isinstance(stamp, int):
+            seen.setdefault(task_id, {}).setdefault(status, stamp)
+    out: dict[str, list[int]] = {"submitted": [], "processing": [], "api": api}
+    for task_id, stamps in seen.items():
+        processing = stamps.get("processing")
+        end = stamps.get("succeed", stamps.get("failed"))
+        if processing is not None and task_id in created:
+            out["submitted"].append(processing - created[task_id])
+        if processing is not None and end is not None:
+            out["processing"].append(end - processing)
+    return out

@@ -140,4 +140,8 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> Starle
         app.router.routes[0:0] = replay_routes(replay)
     if config.admin_token:
         app.add_middleware(AdminTokenGuard, token=config.admin_token)
+    if mock.api_latency is not None:
+        from .latency import ApiLatency
+
+        app.add_middleware(ApiLatency, draw=mock.api_latency)
     return app
