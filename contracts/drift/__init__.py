@@ -42,6 +42,9 @@ from .model import Difference, DriftReport, PhaseStats
 from .shapes import SchemaShape, Shape, compare_shapes, compare_to_schema, schema_shape, shape
 from .timeline import durations, fixtures_document, lifecycles, phase_stats, status_msg
 
+SPREAD = 0.1  # durations further apart than 10 % of their median: suggest the recorded ones
+SLOW_API_MS = 50  # an upstream that answers slower than this: suggest its recorded latency
+
 __all__ = ["Difference", "DriftReport", "PhaseStats", "drift_report", "fixtures_document"]
 
 
@@ -172,7 +175,10 @@ def drift_report(path: str | Path, spec: Spec | None = None) -> DriftReport:
         if stats is None:
             continue
         report.phases.append(stats)
-        report.suggested_options += [flag, f"{stats.p50_ms / 1000:g}"]
+        if stats.max_ms - stats.min_ms > SPREAD * max(stats.p50_ms, 1):  # one delay is not enough
+            report.suggested_options += [f"{flag}-dist", f"recorded:{path}"]
+        else:
+            report.suggested_options += [flag, f"{stats.p50_ms / 1000:g}"]
         if abs(stats.p50_ms - stats.mock_default_ms) > 0.2 * max(stats.mock_default_ms, 1):
             diffs.append(
                 Difference(
@@ -183,6 +189,15 @@ def drift_report(path: str | Path, spec: Spec | None = None) -> DriftReport:
                     f"p50 {stats.p50_ms} ms; the mock's default is {stats.mock_default_ms} ms",
                 )
             )
+    api = phase_stats(
+        "api",
+        [round(r["latency_ms"]) for r in records if isinstance(r.get("latency_ms"), int | float)],
+        0,
+    )
+    if api is not None:
+        report.phases.append(api)
+        if api.p50_ms >= SLOW_API_MS:
+            report.suggested_options += ["--api-latency", f"recorded:{path}"]
     for life in lives.values():
         if life.final:
             key = life.final["task_status"]

@@ -142,3 +142,43 @@ class TestDrift:
         )
         assert done.returncode == 2
         assert done.stderr.strip().count("\n") == 0 and "bad.jsonl:2" in done.stderr
+
+
+class TestSuggestions:
+    def test_spread_durations_suggest_the_recorded_distribution(self, tmp_path: Path) -> None:
+        """Phases that vary and a slow upstream: the recorded distributions are suggested."""
+        recording = tmp_path / "spread.jsonl"
+        lines: list[dict[str, Any]] = [{"kind": "session", "at_ms": 1}]
+        for i, (sub, proc) in enumerate([(300, 2000), (900, 2100), (1500, 2050)]):
+            task = {"task_id": f"t{i}", "created_at": 1000, "task_status": "submitted"}
+            lines.append(
+                {
+                    "kind": "exchange",
+                    "at_ms": 2,
+                    "operation": "createLipSyncTask",
+                    "method": "POST",
+                    "path": "/v1/videos/advanced-lip-sync",
+                    "query": "",
+                    "latency_ms": 120.0,
+                    "request": {"body": "[redacted]"},
+                    "response": {
+                        "status": 200,
+                        "body": {"code": 0, "data": {**task, "updated_at": 1000}},
+                    },
+                }
+            )
+            for status, stamp in (("processing", 1000 + sub), ("succeed", 1000 + sub + proc)):
+                lines.append(
+                    {
+                        "kind": "callback",
+                        "at_ms": 3,
+                        "body": {**task, "task_status": status, "updated_at": stamp},
+                    }
+                )
+        recording.write_text("\n".join(map(json.dumps, lines)) + "\n")
+        report = drift.drift_report(recording)
+        options = report.suggested_options
+        assert options[:2] == ["--submit-delay-dist", f"recorded:{recording}"]
+        assert options[2:4] == ["--processing-delay", "2.05"]
+        assert "--api-latency" in options
+        assert report.replayed == 0  # a redacted body is not sent to the mock
