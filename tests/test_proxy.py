@@ -187,6 +187,28 @@ class TestUpstream:
                 assert_envelope(answer, 1200)
                 assert hang.connections == 0
 
+    def test_the_proxy_adds_little_latency(self, tmp_path: Path) -> None:
+        """Checking and recording an answer costs the proxy a few ms per request (p50)."""
+        body = {"video_url": "https://example.com/v.mp4"}
+        with (
+            ServerProcess() as upstream,
+            ServerProcess(
+                "--proxy-to", upstream.base_url, "--record", str(tmp_path / "r")
+            ) as proxy,
+        ):
+            p50 = {}
+            for name, base in (("direct", upstream.base_url), ("proxy", proxy.base_url)):
+                with httpx.Client(base_url=base, headers=AUTH, trust_env=False) as http:
+                    http.post("/v1/videos/identify-face", json=body)
+                    took = []
+                    for _ in range(100):
+                        started = time.perf_counter()
+                        assert http.post("/v1/videos/identify-face", json=body).status_code == 200
+                        took.append((time.perf_counter() - started) * 1000)
+                p50[name] = sorted(took)[50]
+        print(f"\nidentify-face p50: direct {p50['direct']:.2f} ms, proxy {p50['proxy']:.2f} ms")
+        assert p50["proxy"] < p50["direct"] + 15
+
     def test_an_unknown_callback_route_is_refused(self) -> None:
         """Only the routes the proxy handed out forward callbacks; any other is a 1203."""
         with MockServer() as upstream, ServerProcess("--proxy-to", upstream.base_url) as proxy:
