@@ -17,6 +17,8 @@ import pytest
 from mock_server import cli
 from mock_server.admin_client import AdminClient
 from mock_server.proxy import recording
+from mock_server.proxy.replay import Replay
+from mock_server.spec import load_spec
 from mock_server.testing import MockServer
 from tests.hostile.harness import AUTH, ROOT, FailingReceiver, ServerProcess, assert_envelope
 from tests.recorded import (
@@ -239,7 +241,7 @@ class TestReplay:
         self, recorded: tuple[list[dict[str, Any]], Session, Path]
     ) -> None:
         """Recorded answers by operation and body; statuses and callbacks move with the clock."""
-        _, session, path = recorded
+        records, session, path = recorded
         first = session.answers
         started = time.monotonic()
         with (
@@ -262,15 +264,32 @@ class TestReplay:
                 ids[external] = created.json()["data"]["task_id"]
             assert ids == {e: t["task_id"] for e, t in session.tasks.items()}
 
-            def statuses() -> set[str]:
+            def statuses() -> dict[str, str]:
                 return {
-                    http.get(f"/v1/videos/advanced-lip-sync/{ids[e]}").json()["data"]["task_status"]
+                    e: http.get(f"/v1/videos/advanced-lip-sync/{ids[e]}").json()["data"][
+                        "task_status"
+                    ]
                     for e in EXTERNAL_IDS
                 }
 
-            assert statuses() == {"submitted"}
+            def recorded_at(offset_ms: int) -> dict[str, str]:
+                """Each task's status as the recorded polls saw it `offset_ms` after creation."""
+                out = {}
+                for external, task in session.tasks.items():
+                    seen = "submitted"
+                    for r in records:
+                        if (
+                            r["kind"] == "status"
+                            and r["task_id"] == task["task_id"]
+                            and r["updated_at"] - r["created_at"] <= offset_ms
+                        ):
+                            seen = r["after"]
+                    out[external] = seen
+                return out
+
+            assert statuses() == recorded_at(0) == dict.fromkeys(EXTERNAL_IDS, "submitted")
             admin.advance(int(SUBMIT_S * 1000), wait_callbacks=False)
-            assert statuses() == {"processing"}
+            assert statuses() == recorded_at(int(SUBMIT_S * 1000))
             admin.advance(int(PROCESSING_S * 1000), wait_callbacks=False)
             for external in EXTERNAL_IDS:
                 final = http.get(f"/v1/videos/advanced-lip-sync/{ids[external]}")
@@ -301,3 +320,55 @@ class TestReplay:
         )
         assert done.returncode == 2
         assert "holds no exchange" in done.stderr and done.stderr.strip().count("\n") == 0
+
+    def test_a_late_first_poll_still_starts_submitted(self) -> None:
+        """When the recording's first poll already saw `processing`, replay answers the
+        create's status until that poll's time, then the poll."""
+        created = {
+            "task_id": "t1",
+            "task_status": "submitted",
+            "created_at": 1000,
+            "updated_at": 1000,
+        }
+        polled = {
+            **created,
+            "task_status": "processing",
+            "updated_at": 1300,
+            "task_result": {"videos": []},
+        }
+        records: list[dict[str, Any]] = [
+            {
+                "kind": "exchange",
+                "at_ms": 1,
+                "operation": "createLipSyncTask",
+                "method": "POST",
+                "path": "/v1/videos/advanced-lip-sync",
+                "query": "",
+                "request": {"body": {}},
+                "response": {"status": 200, "body": {"code": 0, "data": created}},
+            },
+            {
+                "kind": "exchange",
+                "at_ms": 500,
+                "operation": "getLipSyncTask",
+                "method": "GET",
+                "path": "/v1/videos/advanced-lip-sync/t1",
+                "query": "",
+                "request": {"body": None},
+                "response": {"status": 200, "body": {"code": 0, "data": polled}},
+            },
+        ]
+        clock = [0]
+        replay = Replay(records, load_spec(), lambda: clock[0])
+        replay.created("t1", None)
+
+        def status() -> str:
+            answer = replay.poll("t1")
+            assert answer is not None
+            return str(json.loads(bytes(answer.body))["data"]["task_status"])
+
+        assert status() == "submitted"
+        clock[0] = 299
+        assert status() == "submitted"
+        clock[0] = 300
+        assert status() == "processing"

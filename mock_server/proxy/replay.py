@@ -43,6 +43,22 @@ class _Life:
 
     polls: list[tuple[int, Any, int]] = field(default_factory=list)  # offset, body, status
     callbacks: list[tuple[int, Any]] = field(default_factory=list)
+    created: dict[str, Any] = field(default_factory=dict)  # the create answer's data
+
+    def before_first_poll(self) -> tuple[Any, int]:
+        """The task before its first recorded poll: that poll's answer in the status and at
+        the time the create answer gave (the client polled late, e.g. on a loaded machine)."""
+        offset, body, status = self.polls[0]
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict) or not self.created or offset <= 0:
+            return body, status
+        early = {
+            **data,
+            "task_status": self.created.get("task_status", data.get("task_status")),
+            "updated_at": self.created.get("updated_at", data.get("updated_at")),
+            "task_result": {"videos": []},
+        }
+        return {**body, "data": early}, status
 
 
 def _offset(task: Any, fallback: int) -> int:
@@ -74,7 +90,7 @@ class Replay:
             data = body.get("data") if isinstance(body, dict) else None
             task_id = data.get("task_id") if isinstance(data, dict) else None
             if r.get("operation") == "createLipSyncTask" and isinstance(task_id, str):
-                self.lives[task_id] = _Life()
+                self.lives[task_id] = _Life(created=dict(data))  # type: ignore[arg-type]
                 created_at[task_id] = r["at_ms"]
             if r.get("operation") == "getLipSyncTask" and task_id in self.lives:
                 offset = _offset(data, r["at_ms"] - created_at[task_id])
@@ -127,10 +143,12 @@ class Replay:
         if life is None or not life.polls:
             return None
         elapsed = self.now_ms() - self.started.setdefault(task_id, self.now_ms())
-        chosen = life.polls[0]
+        chosen = None
         for poll in life.polls:
             if poll[0] <= elapsed:
                 chosen = poll
+        if chosen is None:
+            return self._answer(*life.before_first_poll())
         return self._answer(chosen[1], chosen[2])
 
     def created(self, task_id: Any, callback_url: Any) -> None:
