@@ -300,6 +300,8 @@ class TestReplay:
             )
             unknown = http.get(f"/v1/videos/advanced-lip-sync/{UNKNOWN_TASK}")
             assert (unknown.status_code, unknown.json()["code"]) == (404, 1209)
+            bare = httpx.post(replay.base_url + "/v1/videos/identify-face", json=identify_body())
+            assert_envelope(bare, 1001)  # the mock's accounts guard the replay too
             miss = http.post("/v1/videos/identify-face", json={"video_url": "https://x.test/a.mp4"})
             assert_envelope(miss, 1200)
             assert miss.headers["x-mock-replay"] == "miss"

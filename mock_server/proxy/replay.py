@@ -72,9 +72,17 @@ def _offset(task: Any, fallback: int) -> int:
 class Replay:
     """The recording, indexed; `now_ms` is the mock's clock."""
 
-    def __init__(self, records: list[dict[str, Any]], spec: Spec, now_ms: Callable[[], int]):
+    def __init__(
+        self,
+        records: list[dict[str, Any]],
+        spec: Spec,
+        now_ms: Callable[[], int],
+        authenticate: Callable[[str | None], object] | None = None,
+    ):
         self.spec = spec
         self.now_ms = now_ms
+        # The recording keeps no credentials: a request is checked against the mock's accounts.
+        self.authenticate = authenticate
         self.answers: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.cursor: dict[str, int] = defaultdict(int)
         self.lives: dict[str, _Life] = {}
@@ -113,11 +121,17 @@ class Replay:
             life.polls.sort(key=lambda p: p[0])
 
     @classmethod
-    def from_file(cls, path: str | Path, spec: Spec, now_ms: Callable[[], int]) -> Replay:
+    def from_file(
+        cls,
+        path: str | Path,
+        spec: Spec,
+        now_ms: Callable[[], int],
+        authenticate: Callable[[str | None], object] | None = None,
+    ) -> Replay:
         records = read(path)
         if not any(r["kind"] == "exchange" for r in records):
             raise RecordingError(f"{path}: the recording holds no exchange to replay")
-        return cls(records, spec, now_ms)
+        return cls(records, spec, now_ms, authenticate)
 
     def _miss(self, operation: str | None, method: str, path: str) -> Response:
         error = ApiError(
@@ -181,6 +195,11 @@ class Replay:
 
     async def handle(self, request: Request) -> Response:
         operation, params = operation_of(self.spec.document, request.method, request.url.path)
+        if self.authenticate is not None:
+            try:
+                self.authenticate(request.headers.get("authorization"))
+            except ApiError as error:
+                return responses.failure(error, "replay-auth", self.spec.http_status)
         if operation == "getLipSyncTask":
             answer = self.poll(params["id"])
             if answer is not None:

@@ -136,7 +136,9 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> Starle
     if config.replay_file:  # recorded answers in front of the API routes
         from ..proxy.replay import Replay, replay_routes
 
-        replay = Replay.from_file(config.replay_file, mock.spec, mock.backend.now_ms)
+        replay = Replay.from_file(
+            config.replay_file, mock.spec, mock.backend.now_ms, mock.auth.authenticate
+        )
         app.router.routes[0:0] = replay_routes(replay)
     if config.admin_token:
         app.add_middleware(AdminTokenGuard, token=config.admin_token)
