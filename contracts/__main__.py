@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import check_client, coverage, fuzz_callbacks, verify
+from . import check_client, coverage, drift, fuzz_callbacks, verify
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,6 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             description=(fuzz_callbacks.__doc__ or "").split("\n\n")[0],
         )
     )
+    drift.add_arguments(
+        commands.add_parser(
+            "drift",
+            help="compare a recording of the real service with the spec and with the mock",
+            description=(drift.__doc__ or "").split("\n\n")[0],
+        )
+    )
     args = parser.parse_args(argv)
     if args.command == "verify":
         return verify.run_from_args(args)
@@ -53,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return coverage.run(args)
     if args.command == "fuzz-callbacks":
         return fuzz_callbacks.run(args)
+    if args.command == "drift":
+        return drift.run(args)
     parser.error(f"unknown command {args.command!r}")
     return 2  # pragma: no cover - parser.error exits
 

@@ -126,6 +126,20 @@ def _account(raw: str) -> Account:
     return Account(AccountId(parts[0]), parts[0], parts[1], tuple(parts[2:]))
 
 
+def _distribution(phase: str) -> Callable[[str], str]:
+    """A distribution's text, checked (a recorded one is read) and kept as given."""
+
+    def parse(raw: str) -> str:
+        from .domain import latency
+        from .web.compose import recorded_durations
+
+        latency.parse(_text(raw), recorded_durations(phase))
+        return raw
+
+    parse.__name__ = "distribution"
+    return parse
+
+
 def _webhook_secret(raw: str) -> str:
     from .web.callbacks import secret_key
 
@@ -299,6 +313,19 @@ def parser() -> argparse.ArgumentParser:
         metavar="S",
         help="[LIPSYNC_MOCK_PROCESSING_DELAY] seconds a task stays processing (default: 3)",
     )
+    for flag, env, phase, what in (
+        ("--submit-delay-dist", "LIPSYNC_MOCK_SUBMIT_DELAY_DIST", "submitted", "each task's time in submitted"),
+        ("--processing-delay-dist", "LIPSYNC_MOCK_PROCESSING_DELAY_DIST", "processing", "each task's time in processing"),
+        ("--api-latency", "LIPSYNC_MOCK_API_LATENCY", "api", "the wait before each /v1/ answer"),
+    ):
+        add(
+            flag,
+            type=_checked(_distribution(phase)),
+            default=_env(env, _distribution(phase)),
+            metavar="DIST",
+            help=f"[{env}] {what}, drawn with --seed from fixed:S, uniform:LOW:HIGH, "
+            "lognormal:MEDIAN:SIGMA (seconds) or recorded:FILE (a --record file)",
+        )
     add(
         "--allow-dir",
         action="append",
@@ -388,6 +415,46 @@ def parser() -> argparse.ArgumentParser:
         metavar="S",
         help="[LIPSYNC_MOCK_KEEP_ALIVE] seconds an idle keep-alive connection is kept (default: 5)",
     )
+    add(
+        "--proxy-to",
+        type=_checked(_url),
+        default=_env("LIPSYNC_MOCK_PROXY_TO", _url),
+        metavar="URL",
+        help="[LIPSYNC_MOCK_PROXY_TO] proxy mode: send every request to this upstream (e.g. "
+        "https://api-singapore.klingai.com) and check its answers against the spec",
+    )
+    add(
+        "--record",
+        type=_checked(_text),
+        default=_env("LIPSYNC_MOCK_RECORD", _text),
+        metavar="FILE",
+        help="[LIPSYNC_MOCK_RECORD] with --proxy-to: append every interaction to FILE (JSON "
+        "lines, secrets redacted)",
+    )
+    proxy_auths = ["passthrough", "resign"]
+    add(
+        "--proxy-auth",
+        choices=proxy_auths,
+        default=_env("LIPSYNC_MOCK_PROXY_AUTH", _choice("proxy auth", proxy_auths), "passthrough"),
+        help="[LIPSYNC_MOCK_PROXY_AUTH] passthrough sends the client's Authorization; resign "
+        "signs a fresh JWT from KLING_ACCESS_KEY/KLING_SECRET_KEY (default: passthrough)",
+    )
+    upstream_timeout = _number(0, 600, low_open=True)
+    add(
+        "--upstream-timeout",
+        type=_checked(upstream_timeout),
+        default=_env("LIPSYNC_MOCK_UPSTREAM_TIMEOUT", upstream_timeout, 60.0),
+        metavar="S",
+        help="[LIPSYNC_MOCK_UPSTREAM_TIMEOUT] seconds an upstream answer may take (default: 60)",
+    )
+    add(
+        "--replay",
+        type=_checked(_text),
+        default=_env("LIPSYNC_MOCK_REPLAY", _text),
+        metavar="FILE",
+        help="[LIPSYNC_MOCK_REPLAY] answer the interactions recorded in FILE and play their "
+        "task lifecycles on the mock's clock",
+    )
     levels = ["debug", "info", "warning", "error"]
     add(
         "--log-level",
@@ -470,10 +537,22 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
         log_level=args.log_level,
         log_format=args.log_format,
         admin_token=args.admin_token,
+        proxy_to=args.proxy_to,
+        record_file=args.record,
+        proxy_auth=args.proxy_auth,
+        upstream_timeout_s=args.upstream_timeout,
+        replay_file=args.replay,
+        submit_delay_dist=args.submit_delay_dist,
+        processing_delay_dist=args.processing_delay_dist,
+        api_latency=args.api_latency,
         header_timeout_s=args.header_timeout,
         body_timeout_s=args.body_timeout,
         keep_alive_s=args.keep_alive,
     )
+    if config.record_file and not config.proxy_to:
+        raise UsageError("--record FILE needs --proxy-to URL: only the proxy records")
+    if config.proxy_to and config.replay_file:
+        raise UsageError("--proxy-to and --replay exclude each other: record first, then replay")
     if config.admin_token is None and not is_loopback(config.host):
         raise UsageError(
             f"--host {_shown(config.host)} is not a loopback address: set --admin-token "
@@ -485,6 +564,14 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
 
 def banner(config: Config) -> str:
     account = config.accounts[0]
+    if config.proxy_to:
+        return "\n".join(
+            [
+                f"Kling lip-sync proxy on {config.base_url} -> {config.proxy_to}",
+                f"  auth       {config.proxy_auth}",
+                f"  recording  {config.record_file or 'off (--record FILE)'}",
+            ]
+        )
     token = make_token(account.access_key, account.secret_key)
     admin = "X-Admin-Token required" if config.admin_token else "open (loopback only)"
     return "\n".join(
@@ -495,7 +582,9 @@ def banner(config: Config) -> str:
             f"  API key    {', '.join(account.api_keys)}",
             f"  token      {token}   (HS256, valid 30 min)",
             f"  clock      {config.clock_mode.value} x{config.clock_speed:g}; tasks: "
-            f"{config.submit_delay_s:g} s submitted, {config.processing_delay_s:g} s processing",
+            f"{config.submit_delay_dist or f'{config.submit_delay_s:g} s'} submitted, "
+            f"{config.processing_delay_dist or f'{config.processing_delay_s:g} s'} processing"
+            + (f"; API latency {config.api_latency}" if config.api_latency else ""),
             f"  control    {config.base_url}/__admin/  {admin}",
             f"  try: curl -s {config.base_url}/v1/videos/identify-face "
             f"-H 'Authorization: Bearer {account.api_keys[0] if account.api_keys else token}' "

@@ -53,6 +53,17 @@ class Config:
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0  # a body must arrive whole within this
     keep_alive_s: int = 5
+    # Proxy mode (`--proxy-to`): the upstream, the recording and how requests are signed.
+    proxy_to: str | None = None
+    record_file: str | None = None
+    proxy_auth: str = "passthrough"  # or "resign": a fresh JWT from the first account's AK/SK
+    upstream_timeout_s: float = 60.0
+    # Replay mode (`--replay`): recorded interactions answered on the mock's clock.
+    replay_file: str | None = None
+    # Distributions (domain/latency.py syntax) of the phase durations and of API latency.
+    submit_delay_dist: str | None = None
+    processing_delay_dist: str | None = None
+    api_latency: str | None = None
     # Tests only: let callbacks and media fetches reach the mock's own address.
     allow_self_requests: bool = False
 

@@ -334,6 +334,10 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "account": ("ak2:sk2", [Account(AccountId("ak2"), "ak2", "sk2", ())]),
     "store": ("sqlite:./x.db", "sqlite:./x.db"),
     "public_url": ("http://mock.test:9", "http://mock.test:9"),
+    "proxy_to": ("http://upstream.test:9", "http://upstream.test:9"),
+    "submit_delay_dist": ("uniform:1:2", "uniform:1:2"),
+    "processing_delay_dist": ("lognormal:3:0.5", "lognormal:3:0.5"),
+    "api_latency": ("fixed:0.1", "fixed:0.1"),
     "webhook_secret": ("whsec_c2VjcmV0", "whsec_c2VjcmV0"),
     "allow_dir": ("/tmp", ["/tmp"]),  # it must exist
 }

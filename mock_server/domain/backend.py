@@ -89,6 +89,16 @@ class Phases:
 
     submitted_ms: int = 1000
     processing_ms: int = 3000
+    # When set, each task draws its own durations instead (`--submit-delay-dist`, ...).
+    draw_submitted: Callable[[], int] | None = None
+    draw_processing: Callable[[], int] | None = None
+
+    def planned(self) -> tuple[int, int]:
+        """The durations of one new task's phases."""
+        return (
+            self.submitted_ms if self.draw_submitted is None else self.draw_submitted(),
+            self.processing_ms if self.draw_processing is None else self.draw_processing(),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,12 +318,13 @@ class LipSyncBackend:
 
     def _outcome_for(self, account: AccountId, external_id: str, video_url: str) -> Outcome:
         rule = self._fixtures.outcome_for(external_id, video_url)
+        submitted_ms, processing_ms = self._phases.planned()
         if rule is None:
-            outcome = Outcome(self._phases.submitted_ms, self._phases.processing_ms)
+            outcome = Outcome(submitted_ms, processing_ms)
         else:
             outcome = Outcome(
-                self._phases.submitted_ms if rule.submitted_ms is None else rule.submitted_ms,
-                self._phases.processing_ms if rule.processing_ms is None else rule.processing_ms,
+                submitted_ms if rule.submitted_ms is None else rule.submitted_ms,
+                processing_ms if rule.processing_ms is None else rule.processing_ms,
                 rule.status,
                 rule.message,
             )

@@ -85,6 +85,10 @@ async def _ticker(mock: Mock) -> None:
 
 def create_app(config: Config | None = None, mock: Mock | None = None) -> Starlette:
     config = config or Config()
+    if config.proxy_to:
+        from ..proxy.app import create_proxy_app
+
+        return create_proxy_app(config)
     mock = mock or build_mock(config)
 
     @contextlib.asynccontextmanager
@@ -110,6 +114,17 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> Starle
     # A trailing slash would get Starlette's bare 307 redirect; every answer is the envelope.
     app.router.redirect_slashes = False
     app.state.mock = mock
+    if config.replay_file:  # recorded answers in front of the API routes
+        from ..proxy.replay import Replay, replay_routes
+
+        replay = Replay.from_file(
+            config.replay_file, mock.spec, mock.backend.now_ms, mock.auth.authenticate
+        )
+        app.router.routes[0:0] = replay_routes(replay)
     if config.admin_token:
         app.add_middleware(AdminTokenGuard, token=config.admin_token)
+    if mock.api_latency is not None:
+        from .latency import ApiLatency
+
+        app.add_middleware(ApiLatency, draw=mock.api_latency)
     return app

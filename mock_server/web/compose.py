@@ -13,6 +13,7 @@ import httpx
 from .. import fixtures_file, tls
 from ..auth import Authenticator
 from ..config import Config
+from ..domain import latency
 from ..domain.backend import LipSyncBackend, Phases, StartState
 from ..domain.clock import Clock
 from ..domain.faults import FaultRegistry
@@ -43,6 +44,7 @@ class Mock:
     callbacks: CallbackDispatcher
 
     base_url: str = ""  # config.base_url, computed once: every task serialised needs it
+    api_latency: Callable[[], int] | None = None  # ms before each /v1/ answer (--api-latency)
 
     def __post_init__(self) -> None:
         self.base_url = self.config.base_url
@@ -206,7 +208,12 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
         resolver=resolver,
         fixtures=fixtures,
         rules=RuleBook(spec_rules(spec.document["x-kling-rules"])),
-        phases=Phases(int(config.submit_delay_s * 1000), int(config.processing_delay_s * 1000)),
+        phases=Phases(
+            int(config.submit_delay_s * 1000),
+            int(config.processing_delay_s * 1000),
+            draw_submitted=_sampler(config.submit_delay_dist, config.seed, "submitted"),
+            draw_processing=_sampler(config.processing_delay_dist, config.seed, "processing"),
+        ),
         voices=spec.voices,
         start=StartState(config.clock_mode, config.clock_speed, config.clock_start_ms, config.seed),
         load_fixtures=load_fixtures,
@@ -226,6 +233,25 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
     backend.on_reset(journal.reset)
     backend.on_reset(callbacks.reset)
     backend.on_reset(files.clear)
-    return Mock(
+    mock = Mock(
         config, spec, backend, Authenticator(config.accounts), files, http, journal, callbacks
     )
+    mock.api_latency = _sampler(config.api_latency, config.seed, "api")
+    return mock
+
+
+def recorded_durations(phase: str) -> Callable[[str], list[int]]:
+    """The `phase` durations of a recording (`recorded:FILE`)."""
+
+    def load(path: str) -> list[int]:
+        from ..proxy.recording import phase_samples, read
+
+        return phase_samples(read(path))[phase]
+
+    return load
+
+
+def _sampler(text: str | None, seed: int | None, phase: str) -> Callable[[], int] | None:
+    if not text:
+        return None
+    return latency.parse(text, recorded_durations(phase)).sampler(seed, phase)

@@ -6,6 +6,7 @@ then serves it exactly as `python -m mock_server [mock options]` would.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import sys
 from collections.abc import Callable, Sequence
@@ -39,7 +40,7 @@ def _succeeded_status() -> None:
     original = serialize.task
 
     def task(t: Any, base_url: str) -> dict[str, Any]:
-        data = original(t, base_url)
+        data = copy.deepcopy(original(t, base_url))  # the mock caches its documents
         if data["task_status"] == "succeed":
             data["task_status"] = "succeeded"
         return data
@@ -117,7 +118,7 @@ def _result_duration_in_ms() -> None:
     original = serialize.task
 
     def task(t: Any, base_url: str) -> dict[str, Any]:
-        data = original(t, base_url)
+        data = copy.deepcopy(original(t, base_url))  # the mock caches its documents
         for video in data["task_result"]["videos"]:
             video["duration"] = str(t.parent.duration_ms)
         return data
@@ -144,7 +145,7 @@ def _units_before_success() -> None:
     original = serialize.task
 
     def task(t: Any, base_url: str) -> dict[str, Any]:
-        data = original(t, base_url)
+        data = copy.deepcopy(original(t, base_url))  # the mock caches its documents
         if data["task_status"] in ("submitted", "processing"):
             data["final_unit_deduction"] = "1"
         return data
@@ -157,7 +158,7 @@ def _parent_url_rewritten() -> None:
     original = serialize.task
 
     def task(t: Any, base_url: str) -> dict[str, Any]:
-        data = original(t, base_url)
+        data = copy.deepcopy(original(t, base_url))  # the mock caches its documents
         data["task_info"]["parent_video"]["url"] = "https://cdn.example.com/other.mp4"
         return data
 
@@ -179,7 +180,7 @@ def _callback_without_updated_at() -> None:
     original = serialize.callback_payload
 
     def callback_payload(t: Any, base_url: str) -> dict[str, Any]:
-        data = original(t, base_url)
+        data = copy.deepcopy(original(t, base_url))  # the mock caches its documents
         del data["updated_at"]
         return data
 
@@ -191,7 +192,7 @@ def _callback_stale_processing() -> None:
     original = serialize.callback_payload
 
     def callback_payload(t: Any, base_url: str) -> dict[str, Any]:
-        data = original(t, base_url)
+        data = copy.deepcopy(original(t, base_url))  # the mock caches its documents
         if data["task_status"] == "processing":
             data["updated_at"] += 3_600_000
         return data
@@ -220,7 +221,29 @@ def _callback_processing_not_sent() -> None:
     setattr(callbacks.CallbackDispatcher, "on_event", on_event)  # noqa: B010 - a method swapped
 
 
+def _renamed_field_unknown_code() -> None:
+    """Tasks say `task_status_message` instead of `task_status_msg`, and an unknown task is
+    answered with code 1209, which the spec's error table lacks (HTTP 404 as for 1203)."""
+    original_task = serialize.task
+    original_failure = responses.failure
+
+    def task(t: Any, base_url: str) -> dict[str, Any]:
+        data = copy.deepcopy(original_task(t, base_url))  # the mock caches its documents
+        data["task_status_message"] = data.pop("task_status_msg")
+        return data
+
+    def failure(error: ApiError, request_id: str, http_status: Any) -> Any:
+        if error.code == 1203:
+            error = ApiError(1209, "task not found", error.rule)
+            http_status = {**http_status, 1209: 404}
+        return original_failure(error, request_id, http_status)
+
+    serialize.task = task
+    responses.failure = failure
+
+
 VARIANTS: dict[str, Callable[[], None]] = {
+    "renamed-field-unknown-code": _renamed_field_unknown_code,
     "sound-duration-1900": _accept_short_audio,
     "succeeded": _succeeded_status,
     "not-found-400": _not_found_as_bad_request,

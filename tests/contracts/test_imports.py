@@ -18,6 +18,7 @@ ALLOWED_MOCK = {
     "mock_server.urls",
     "mock_server.domain.errors",
     "mock_server.domain.clock",
+    "mock_server.proxy.recording",  # the recording format, read by `drift`
 }
 MAX_LINES = 520
 

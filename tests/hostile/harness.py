@@ -37,8 +37,9 @@ def free_port() -> int:
 class ServerProcess:
     """`python -m mock_server` on 127.0.0.1 and a free port, in a process of its own."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, module: str = "mock_server") -> None:
         self.args = args
+        self.module = module  # another entry point, e.g. tests.contracts.broken_mock VARIANT
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
@@ -61,7 +62,7 @@ class ServerProcess:
             self.port = free_port()
             self._proc = subprocess.Popen(
                 [
-                    *(sys.executable, "-m", "mock_server", "--port", str(self.port)),
+                    *(sys.executable, "-m", *self.module.split(), "--port", str(self.port)),
                     *("--log-level", "warning", *self.args),
                 ],
                 cwd=ROOT,

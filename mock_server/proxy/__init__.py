@@ -1,0 +1,1 @@
+"""Proxy mode (`--proxy-to`), its recording (`--record`) and replay (`--replay`)."""

@@ -1,0 +1,234 @@
+"""Replay mode (`--replay FILE`): recorded answers, matched by operation and body, and each
+recorded task's lifecycle (its polls and callbacks) played back on the mock's clock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..domain.errors import INVALID_REQUEST, ApiError
+from ..spec import Spec
+from ..web import responses
+from .recording import RecordingError, operation_of, parse_json, read, redact_body
+
+log = logging.getLogger("mock_server")
+
+TICK_S = 0.02
+MAX_SCHEDULED = 100_000
+
+
+def _canonical(operation: str | None, method: str, path: str, query: str, body: Any) -> str:
+    """The key a request is matched on: operation, path and query, and the body with the
+    callback URL reduced to whether one is given (the client's receiver moves between runs)."""
+    if isinstance(body, dict) and "callback_url" in body:
+        body = {**body, "callback_url": bool(body["callback_url"])}
+    return json.dumps([operation, method, path, query, body], sort_keys=True)
+
+
+@dataclass(slots=True)
+class _Life:
+    """A recorded task: its poll answers and callbacks, each valid from an offset (ms) after
+    the task's creation, taken from the task's own created_at/updated_at."""
+
+    polls: list[tuple[int, Any, int]] = field(default_factory=list)  # offset, body, status
+    callbacks: list[tuple[int, Any]] = field(default_factory=list)
+    created: dict[str, Any] = field(default_factory=dict)  # the create answer's data
+
+    def before_first_poll(self) -> tuple[Any, int]:
+        """The task before its first recorded poll: that poll's answer in the status and at
+        the time the create answer gave (the client polled late, e.g. on a loaded machine)."""
+        offset, body, status = self.polls[0]
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict) or not self.created or offset <= 0:
+            return body, status
+        early = {
+            **data,
+            "task_status": self.created.get("task_status", data.get("task_status")),
+            "updated_at": self.created.get("updated_at", data.get("updated_at")),
+            "task_result": {"videos": []},
+        }
+        return {**body, "data": early}, status
+
+
+def _offset(task: Any, fallback: int) -> int:
+    if isinstance(task, dict):
+        created, updated = task.get("created_at"), task.get("updated_at")
+        if isinstance(created, int) and isinstance(updated, int) and updated >= created:
+            return updated - created
+    return fallback
+
+
+class Replay:
+    """The recording, indexed; `now_ms` is the mock's clock."""
+
+    def __init__(
+        self,
+        records: list[dict[str, Any]],
+        spec: Spec,
+        now_ms: Callable[[], int],
+        authenticate: Callable[[str | None], object] | None = None,
+    ):
+        self.spec = spec
+        self.now_ms = now_ms
+        # The recording keeps no credentials: a request is checked against the mock's accounts.
+        self.authenticate = authenticate
+        self.answers: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.cursor: dict[str, int] = defaultdict(int)
+        self.lives: dict[str, _Life] = {}
+        self.started: dict[str, int] = {}
+        self.due: list[tuple[int, str, Any]] = []  # mock ms, client URL, body
+        self.http: httpx.AsyncClient | None = None
+        self.ticker: asyncio.Task[None] | None = None
+        created_at: dict[str, int] = {}
+        for r in records:
+            if r["kind"] != "exchange" or not r.get("response"):
+                continue
+            body = r["response"]["body"]
+            data = body.get("data") if isinstance(body, dict) else None
+            task_id = data.get("task_id") if isinstance(data, dict) else None
+            if r.get("operation") == "createLipSyncTask" and isinstance(task_id, str):
+                self.lives[task_id] = _Life(created=dict(data))  # type: ignore[arg-type]
+                created_at[task_id] = r["at_ms"]
+            if r.get("operation") == "getLipSyncTask" and task_id in self.lives:
+                offset = _offset(data, r["at_ms"] - created_at[task_id])
+                self.lives[task_id].polls.append((offset, body, r["response"]["status"]))
+                continue
+            request = r["request"]
+            key = _canonical(
+                r.get("operation"), r["method"], r["path"], r.get("query", ""), request["body"]
+            )
+            self.answers[key].append(r)
+        for r in records:
+            body = r.get("body")
+            if (
+                r["kind"] == "callback"
+                and isinstance(body, dict)
+                and body.get("task_id") in self.lives
+            ):
+                self.lives[body["task_id"]].callbacks.append((_offset(body, 0), body))
+        for life in self.lives.values():
+            life.polls.sort(key=lambda p: p[0])
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        spec: Spec,
+        now_ms: Callable[[], int],
+        authenticate: Callable[[str | None], object] | None = None,
+    ) -> Replay:
+        records = read(path)
+        if not any(r["kind"] == "exchange" for r in records):
+            raise RecordingError(f"{path}: the recording holds no exchange to replay")
+        return cls(records, spec, now_ms, authenticate)
+
+    def _miss(self, operation: str | None, method: str, path: str) -> Response:
+        error = ApiError(
+            INVALID_REQUEST,
+            f"replay: no recorded interaction matches {method} {path} "
+            f"({operation or 'no operation'}) with this body",
+        )
+        response = responses.failure(error, "replay-miss", self.spec.http_status)
+        response.headers["x-mock-replay"] = "miss"
+        return response
+
+    @staticmethod
+    def _answer(body: Any, status: int) -> Response:
+        return Response(
+            responses.dumps(body),
+            status,
+            media_type="application/json",
+            headers={"x-mock-replay": "hit"},
+        )
+
+    def poll(self, task_id: str) -> Response | None:
+        life = self.lives.get(task_id)
+        if life is None or not life.polls:
+            return None
+        elapsed = self.now_ms() - self.started.setdefault(task_id, self.now_ms())
+        chosen = None
+        for poll in life.polls:
+            if poll[0] <= elapsed:
+                chosen = poll
+        if chosen is None:
+            return self._answer(*life.before_first_poll())
+        return self._answer(chosen[1], chosen[2])
+
+    def created(self, task_id: Any, callback_url: Any) -> None:
+        if not isinstance(task_id, str) or task_id not in self.lives:
+            return
+        start = self.started[task_id] = self.now_ms()
+        if isinstance(callback_url, str) and callback_url and len(self.due) < MAX_SCHEDULED:
+            for offset, body in self.lives[task_id].callbacks:
+                self.due.append((start + offset, callback_url, body))
+            self.due.sort(key=lambda d: d[0])
+            if self.ticker is None:
+                self.ticker = asyncio.create_task(self._deliver())
+
+    async def _deliver(self) -> None:
+        """Posts each scheduled callback once the mock's clock reaches it; one attempt each."""
+        self.http = httpx.AsyncClient(timeout=5.0, trust_env=False, follow_redirects=False)
+        while True:
+            now = self.now_ms()
+            while self.due and self.due[0][0] <= now:
+                _, url, body = self.due.pop(0)
+                try:
+                    await self.http.post(
+                        url,
+                        content=responses.dumps(body),
+                        headers={"content-type": "application/json"},
+                    )
+                except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                    log.warning("replay: the callback to %s failed: %s", url, exc)
+            await asyncio.sleep(TICK_S)
+
+    async def handle(self, request: Request) -> Response:
+        operation, params = operation_of(self.spec.document, request.method, request.url.path)
+        if self.authenticate is not None:
+            try:
+                self.authenticate(request.headers.get("authorization"))
+            except ApiError as error:
+                return responses.failure(error, "replay-auth", self.spec.http_status)
+        if operation == "getLipSyncTask":
+            answer = self.poll(params["id"])
+            if answer is not None:
+                return answer
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > 64 * 1024 * 1024:
+                return self._miss(operation, request.method, request.url.path)
+        body = redact_body(parse_json(raw))
+        key = _canonical(operation, request.method, request.url.path, request.url.query, body)
+        recorded = self.answers.get(key)
+        if not recorded:
+            return self._miss(operation, request.method, request.url.path)
+        index = min(self.cursor[key], len(recorded) - 1)
+        self.cursor[key] += 1
+        exchange = recorded[index]
+        answer = exchange["response"]["body"]
+        if operation == "createLipSyncTask" and isinstance(answer, dict):
+            data = answer.get("data")
+            self.created(
+                data.get("task_id") if isinstance(data, dict) else None,
+                body.get("callback_url") if isinstance(body, Mapping) else None,
+            )
+        return self._answer(answer, exchange["response"]["status"])
+
+
+def replay_routes(replay: Replay) -> list[Route]:
+    """Routes in front of the mock's API: every /v1/ request is answered from the recording."""
+    return [
+        Route("/v1/{path:path}", replay.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    ]
