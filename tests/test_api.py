@@ -23,6 +23,7 @@ from mock_server.config import default_accounts
 from mock_server.domain.lifecycle import ORDER
 from mock_server.domain.models import Account, AccountId, TaskStatus
 from mock_server.spec import load_spec
+from mock_server.web import serialize
 from mock_server.web.app import create_app
 from tests.conftest import (
     AUTH,
@@ -833,6 +834,16 @@ class TestBalanceDeduction:
         (listed,) = app.get(TASKS).json()["data"]
         assert listed["final_balance_deduction"] == task["final_balance_deduction"]
 
+    def test_callback_payload_has_it(self, app: TestClient) -> None:
+        """The callback body (the legacy payload) carries it, valid against its schema."""
+        task_id = create(app)["task_id"]
+        advance(app, 4000)
+        backend = mock_of(app).backend
+        task = backend.get_lip_sync_task(default_accounts()[0].account, task_id)
+        payload = serialize.callback_payload(task, mock_of(app).base_url)
+        SPEC.validator("CallbackPayload").validate(payload)
+        assert _balance_of(payload) == (task.units, task.units)
+
     def test_tts_has_it(self, client: TestClient) -> None:
         """The TTS answer carries final_balance_deduction."""
         data = tts(client, "Hello there.")
@@ -903,24 +914,3 @@ class TestNullAndLength:
         external = "order-" + "x" * 294
         create(app, external_task_id=external)
         assert get_task(app, external)["task_info"]["external_task_id"] == external
-
-    def test_schema_lengths_are_the_body_limit(self) -> None:
-        """Every maxLength of a request string is the body-size boundary, so none refuses."""
-        limit = SPEC.rules["body-size"].boundary
-        found = []
-
-        def walk(node: Any) -> None:
-            if isinstance(node, dict):
-                if "maxLength" in node:
-                    found.append(node["maxLength"])
-                for v in node.values():
-                    walk(v)
-            elif isinstance(node, list):
-                for v in node:
-                    walk(v)
-
-        schemas = SPEC.document["components"]["schemas"]
-        for name in ("IdentifyFaceRequest", "CreateTaskRequest", "FaceChoose", "WatermarkRequest"):
-            walk(schemas[name])
-        walk({k: v for k, v in schemas["TtsRequest"]["properties"].items() if k != "text"})
-        assert found and set(found) == {limit}
