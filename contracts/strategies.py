@@ -1093,6 +1093,7 @@ def invalid_identify_face_requests(
     """``(rule_id, body)`` pairs: identify-face bodies breaking one rule.
 
     Branches: ``video-source-xor`` (both or neither of ``video_id`` / ``video_url``),
+    ``video-id-known`` (a ``video_id`` no server generated),
     ``video-url-reachable`` (a loopback URL nothing answers, a ``file:`` URL, a bare name),
     ``video-format`` (a URL of another video format). The other identify-face rules are about
     the content behind a URL (:data:`UNEXPRESSIBLE_RULES`).
@@ -1115,6 +1116,7 @@ def invalid_identify_face_requests(
             st.just({"video_id": "", "video_url": ""}),
             st.builds(lambda u, i: {"video_id": i, "video_url": u}, url, _slugs(min_size=1)),
         ),
+        "video-id-known": _unknown_ids("unknown-video-", 64).map(lambda i: {"video_id": i}),
         "video-url-reachable": st.one_of(
             st.builds(lambda n, e: {"video_url": f"{_UNREACHABLE_HOST}/{n}.{e}"}, name, video_ext),
             st.builds(lambda n, e: {"video_url": f"file:///nonexistent/{n}.{e}"}, name, video_ext),

@@ -23,6 +23,7 @@ from mock_server.config import default_accounts
 from mock_server.domain.lifecycle import ORDER
 from mock_server.domain.models import Account, AccountId, TaskStatus
 from mock_server.spec import load_spec
+from mock_server.web import serialize
 from mock_server.web.app import create_app
 from tests.conftest import (
     AUTH,
@@ -290,6 +291,29 @@ class TestRoutes:
         """An unknown route answers 1202 ("requested method is invalid") with HTTP 404."""
         message = assert_envelope(client.request(method, path), 404, 1202)["message"]
         assert path in message
+
+    @pytest.mark.parametrize(
+        ("method", "path"),
+        [
+            ("POST", "/v1/videos/Identify-face"),  # the older official spec's spelling
+            ("POST", "/V1/videos/identify-face"),
+            ("POST", f"{IDENTIFY}/"),
+            ("POST", f"{TASKS}/"),
+            ("GET", f"{TASKS}/"),
+            ("GET", f"{TASKS}/123/"),
+            ("POST", f"{TTS}/"),
+        ],
+    )
+    def test_only_the_documented_spelling_is_a_route(
+        self, client: TestClient, method: str, path: str
+    ) -> None:
+        """The old Identify-face spelling and trailing slashes get 1202 (HTTP 404), no redirect,
+        even with a valid body: the spec's info says why."""
+        body = {"video_url": "https://example.com/speaker.mp4"} if method == "POST" else None
+        r = client.request(method, path, json=body)
+        assert "location" not in r.headers
+        assert path in assert_envelope(r, 404, 1202)["message"]
+        assert "`Identify-face`" in SPEC.document["info"]["description"]
 
     @pytest.mark.parametrize(
         "path", ["/files/videos/000.mp4", "/files/audio/000.mp3", "/files/unknown/x.bin"]
@@ -618,6 +642,38 @@ class TestList:
         assert listed["task_status"] == "processing"
 
 
+class TestListByExternalId:
+    def test_filters_to_the_task_of_that_external_id(self, app: TestClient) -> None:
+        """?external_task_id=X lists only the account's task created with X."""
+        create(app)
+        wanted = create(app, external_task_id="order-9")["task_id"]
+        create(app, external_task_id="order-10")
+        r = app.get(TASKS, params={"external_task_id": "order-9"})
+        assert r.status_code == 200, r.text
+        SPEC.validator("TaskListResponse").validate(r.json())
+        assert [t["task_id"] for t in r.json()["data"]] == [wanted]
+
+    def test_unknown_or_other_accounts_external_id_lists_nothing(self, app: TestClient) -> None:
+        """An external id no task of this account carries gives an empty list, not everything."""
+        create(app, headers=OTHER, external_task_id="theirs")
+        create(app)
+        for value in ("theirs", "never-used"):
+            r = app.get(TASKS, params={"external_task_id": value})
+            assert r.status_code == 200 and r.json()["data"] == [], r.text
+
+    def test_empty_value_is_not_set(self, app: TestClient) -> None:
+        """external_task_id= (empty) lists every task, as without it."""
+        created = [create(app)["task_id"] for _ in range(3)]
+        r = app.get(TASKS, params={"external_task_id": ""})
+        assert sorted(t["task_id"] for t in r.json()["data"]) == sorted(created)
+
+    def test_pages_apply_to_the_filtered_list(self, app: TestClient) -> None:
+        """Page 2 of a filtered list of one task is empty."""
+        create(app, external_task_id="order-11")
+        r = app.get(TASKS, params={"external_task_id": "order-11", "pageNum": 2})
+        assert r.json()["data"] == []
+
+
 class TestAccounts:
     def test_other_accounts_tasks_are_invisible(self, app: TestClient) -> None:
         """Each account lists and finds only its own tasks."""
@@ -637,14 +693,14 @@ class TestAccounts:
         assert "(rule session-known)" in assert_envelope(r, 400, 1201)["message"]
 
     def test_other_accounts_result_video_is_not_theirs(self, app: TestClient) -> None:
-        """identify-face on another account's result video_id treats it as an unknown id."""
+        """identify-face on another account's result video_id refuses it (video-id-known)."""
         task_id = create(app)["task_id"]
         advance(app, 10_000)
         video = get_task(app, task_id)["task_result"]["videos"][0]
         mine = app.post("/v1/videos/identify-face", json={"video_id": video["id"]})
         theirs = app.post("/v1/videos/identify-face", json={"video_id": video["id"]}, headers=OTHER)
         assert mine.headers["x-mock-media-source"] == "generated"
-        assert theirs.headers["x-mock-media-source"] == "derived"
+        assert "(rule video-id-known)" in assert_envelope(theirs, 400, 1201)["message"]
 
     def test_pinned_session_id_serves_both_accounts(
         self, make_client: Callable[..., TestClient]
@@ -708,6 +764,13 @@ class TestTts:
         assert info.format is media.MediaFormat.MP3
         assert abs(info.duration_ms - float(audio["duration"]) * 1000) <= 50
 
+    def test_task_id_and_audio_id_are_distinct(self, client: TestClient) -> None:
+        """The TTS task id and the generated audio's id differ, as documented."""
+        data = tts(client, "Hello there, welcome to the show.")
+        (audio,) = data["task_result"]["audios"]
+        assert data["task_id"] != audio["id"]
+        assert data["task_id"] not in audio["url"]
+
     def test_audio_id_feeds_a_task(self, app: TestClient) -> None:
         """A TTS audio_id is accepted in face_choose and the task succeeds."""
         audio_id = tts(app, "a" * 60)["task_result"]["audios"][0]["id"]
@@ -742,3 +805,112 @@ class TestTts:
         fc = face_choose(sound_file=None, audio_id=audio_id)
         r = app.post(TASKS, json=create_body(session, face_choose=[fc]))
         assert "(rule audio-id-recent)" in assert_envelope(r, 400, 1201)["message"]
+
+
+# -- billing --------------------------------------------------------------------------------
+
+
+def _balance_of(data: dict[str, Any]) -> tuple[str, str]:
+    balance = data["final_balance_deduction"]
+    assert set(balance) == {"quota", "list_price"}
+    assert all(isinstance(v, str) and SECONDS.match(v) for v in balance.values())
+    return balance["quota"], balance["list_price"]
+
+
+class TestBalanceDeduction:
+    def test_identify_face_has_it(self, client: TestClient) -> None:
+        """identify-face answers final_balance_deduction as strings, from its one unit."""
+        data = identify(client)
+        assert _balance_of(data) == (data["final_unit_deduction"],) * 2
+
+    def test_tasks_have_it_zero_until_they_succeed(self, app: TestClient) -> None:
+        """Query one and list carry it; it is "0" until the task succeeds, then its units."""
+        task_id = create(app)["task_id"]
+        assert _balance_of(get_task(app, task_id)) == ("0", "0")
+        advance(app, 4000)
+        task = get_task(app, task_id)
+        assert task["final_unit_deduction"] != "0"
+        assert _balance_of(task) == (task["final_unit_deduction"],) * 2
+        (listed,) = app.get(TASKS).json()["data"]
+        assert listed["final_balance_deduction"] == task["final_balance_deduction"]
+
+    def test_callback_payload_has_it(self, app: TestClient) -> None:
+        """The callback body (the legacy payload) carries it, valid against its schema."""
+        task_id = create(app)["task_id"]
+        advance(app, 4000)
+        backend = mock_of(app).backend
+        task = backend.get_lip_sync_task(default_accounts()[0].account, task_id)
+        payload = serialize.callback_payload(task, mock_of(app).base_url)
+        SPEC.validator("CallbackPayload").validate(payload)
+        assert _balance_of(payload) == (task.units, task.units)
+
+    def test_tts_has_it(self, client: TestClient) -> None:
+        """The TTS answer carries final_balance_deduction."""
+        data = tts(client, "Hello there.")
+        assert _balance_of(data) == (data["final_unit_deduction"],) * 2
+
+
+# -- optional fields and lengths ------------------------------------------------------------
+
+_SIGNED = "https://bucket.s3.amazonaws.com/speaker.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Sig="
+PRESIGNED = _SIGNED + "a" * (2151 - len(_SIGNED))  # the length the real service accepted
+
+
+class TestNullAndLength:
+    def test_null_optional_fields_are_not_set(self, app: TestClient) -> None:
+        """JSON null on every optional create field is accepted and read as not set."""
+        session = identify(app, THIRTY_S)["session_id"]
+        fc = face_choose(sound_file=TWENTY_S_AUDIO)
+        fc.update(audio_id=None, sound_volume=None, original_audio_volume=None)
+        body = create_body(
+            session, face_choose=[fc], watermark_info=None, external_task_id=None, callback_url=None
+        )
+        r = app.post(TASKS, json=body)
+        assert r.status_code == 200, r.text
+        task = get_task(app, r.json()["data"]["task_id"])
+        assert task["watermark_info"] == {"enabled": False}
+        assert task["task_info"]["external_task_id"] == ""
+
+    def test_null_watermark_enabled_is_off(self, app: TestClient) -> None:
+        """watermark_info.enabled null means no watermark."""
+        task_id = create(app, watermark_info={"enabled": None})["task_id"]
+        assert get_task(app, task_id)["watermark_info"] == {"enabled": False}
+
+    def test_null_sound_file_with_audio_id(self, app: TestClient) -> None:
+        """audio_id with sound_file null is exactly one audio source."""
+        audio_id = tts(app, "a" * 60)["task_result"]["audios"][0]["id"]
+        fc = face_choose(audio_id=audio_id, sound_end_time=3900)
+        fc["sound_file"] = None
+        assert create(app, face_choose=[fc])["task_id"]
+
+    def test_null_video_id_with_url(self, client: TestClient) -> None:
+        """identify-face with video_id null and a URL is exactly one video source."""
+        r = client.post(IDENTIFY, json={"video_id": None, "video_url": SEED_VIDEO})
+        assert r.status_code == 200, r.text
+
+    def test_null_voice_speed_is_the_default(self, client: TestClient) -> None:
+        """TTS voice_speed null speaks at the default speed 1.0."""
+        body = {"text": "a" * 40, "voice_id": "oversea_male1", "voice_language": "en"}
+        r = client.post(TTS, json={**body, "voice_speed": None})
+        assert r.status_code == 200, r.text
+        assert r.json()["data"]["task_result"]["audios"][0]["duration"] == "2.6"
+
+    def test_null_required_field_is_refused(self, client: TestClient) -> None:
+        """A required field given null is refused like a missing one (1201)."""
+        r = client.post(TTS, json={"text": None, "voice_id": "uk_boy1", "voice_language": "en"})
+        assert_envelope(r, 400, 1201)
+
+    def test_long_presigned_urls_are_accepted(self, app: TestClient) -> None:
+        """A 2,151-character presigned video_url and a long callback_url are not refused."""
+        print(f"presigned URL: {len(PRESIGNED)} characters")
+        assert len(PRESIGNED) == 2151
+        r = app.post(IDENTIFY, json={"video_url": PRESIGNED})
+        assert r.status_code == 200, r.text
+        callback = "https://hooks.example.com/kling?token=" + "t" * 3000
+        assert create(app, callback_url=callback)["task_id"]
+
+    def test_long_external_task_id_is_accepted(self, app: TestClient) -> None:
+        """No length is documented for external_task_id: a 300-character one is kept."""
+        external = "order-" + "x" * 294
+        create(app, external_task_id=external)
+        assert get_task(app, external)["task_info"]["external_task_id"] == external

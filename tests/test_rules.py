@@ -21,7 +21,8 @@ from starlette.testclient import TestClient
 
 from mock_server import media
 from mock_server.config import default_accounts
-from mock_server.domain.models import Account, AccountId
+from mock_server.domain.backend import result_video_id
+from mock_server.domain.models import Account, AccountId, TaskId
 from mock_server.spec import Rule, load_spec
 from tests.conftest import mock_of
 
@@ -361,6 +362,46 @@ def video_url_with_empty_video_id(w: World) -> httpx2.Response:
     return w.identify(video_id="", video_url=TEN_S)
 
 
+# video-id-known ----------------------------------------------------------------------------
+
+
+@breaks("video-id-known", "video_id")
+def video_id_never_generated(w: World) -> httpx2.Response:
+    return w.identify(video_id="860000000000000001")
+
+
+@breaks("video-id-known", "video_id")
+def video_id_is_a_task_id(w: World) -> httpx2.Response:
+    task_id = w.create().json()["data"]["task_id"]
+    w.advance(4000)
+    return w.identify(video_id=task_id)
+
+
+@breaks("video-id-known", "video_id")
+def video_id_of_another_account(w: World) -> httpx2.Response:
+    return w.identify(headers=OTHER, video_id=w.finished_video_id())
+
+
+@breaks("video-id-known", "video_id")
+def video_id_of_an_unfinished_task(w: World) -> httpx2.Response:
+    task_id = w.create().json()["data"]["task_id"]
+    return w.identify(video_id=result_video_id(TaskId(task_id)))
+
+
+@keeps("video-id-known")
+def video_id_of_this_accounts_result(w: World) -> httpx2.Response:
+    r = w.identify(video_id=w.finished_video_id())
+    assert r.headers["x-mock-media-source"] == "generated"
+    return r
+
+
+@keeps("video-id-known")
+def video_id_registered_as_fixture(w: World) -> httpx2.Response:
+    r = w.identify(video_id="generated-60000ms")
+    assert r.headers["x-mock-media-source"] == "fixture"
+    return r
+
+
 # video-url-reachable -----------------------------------------------------------------------
 
 
@@ -387,7 +428,7 @@ def video_url_is_not_a_url(w: World) -> httpx2.Response:
 @keeps("video-url-reachable")
 def video_url_served_over_loopback(w: World) -> httpx2.Response:
     r = w.identify(video_url=w.http_url(f"video-{MIN_VIDEO_MS}ms.mp4"))
-    assert r.headers["x-mock-media-source"] == "probed"
+    assert r.headers["x-mock-media-source"] == "probed; faces=derived"
     return r
 
 
@@ -445,7 +486,7 @@ def video_fixture_exactly_100mb(w: World) -> httpx2.Response:
 @keeps("video-size")
 def video_file_exactly_100mb(w: World) -> httpx2.Response:
     r = w.identify(video_url=w.file_url("video-exactly-100mb.mp4"))
-    assert r.headers["x-mock-media-source"] == "probed"
+    assert r.headers["x-mock-media-source"] == "probed; faces=derived"
     return r
 
 
@@ -629,6 +670,16 @@ def audio_id_of_another_account(w: World) -> httpx2.Response:
     return w.create(w.face(sound_file=None, audio_id=audio_id, **_crop(2000)))
 
 
+@breaks("audio-id-known", "face_choose[0].audio_id")
+def audio_id_is_the_tts_task_id(w: World) -> httpx2.Response:
+    body = {"text": "a" * 40, "voice_id": "oversea_male1", "voice_language": "en"}
+    data = w.client.post(TTS, json=body).json()["data"]
+    assert data["task_id"] != data["task_result"]["audios"][0]["id"]
+    r = w.create(w.face(sound_file=None, audio_id=data["task_id"], **_crop(2000)))
+    assert "not its task_id" in r.json()["message"], r.text
+    return r
+
+
 @keeps("audio-id-known")
 def audio_id_of_this_account(w: World) -> httpx2.Response:
     return w.create(w.face(sound_file=None, audio_id=w.tts("a" * 40), **_crop(2000)))
@@ -764,9 +815,16 @@ def sound_base64_of_a_silent_video(w: World) -> httpx2.Response:
     return w.create(w.face(sound_file=w.b64(f"video-{MIN_VIDEO_MS}ms.mp4")))
 
 
-@keeps("sound-content")
+@breaks("sound-content", "face_choose[0].sound_file")
 def sound_as_data_uri(w: World) -> httpx2.Response:
-    return w.create(w.face(sound_file="data:audio/mpeg;base64," + w.b64("sound-3000ms.mp3")))
+    r = w.create(w.face(sound_file="data:audio/mpeg;base64," + w.b64("sound-3000ms.mp3")))
+    assert "File is not in a valid base64 format" in r.json()["message"], r.text
+    return r
+
+
+@keeps("sound-content")
+def sound_as_bare_base64(w: World) -> httpx2.Response:
+    return w.create(w.face(sound_file=w.b64("sound-3000ms.mp3")))
 
 
 # sound-duration ----------------------------------------------------------------------------

@@ -55,3 +55,47 @@ class TestSpec:
         """An example in the spec validates against the schema it illustrates."""
         errors = [e.message for e in load_spec().validator_for(schema).iter_errors(value)]
         assert errors == [], where
+
+    def test_request_string_lengths_are_the_body_limit(self) -> None:
+        """No request string has a length limit of its own: every maxLength of a request body
+        field (TTS text aside, documented at 1000) is the body-size boundary, so none refuses
+        what body-size accepted (a 2,151-character presigned URL passes the real service)."""
+        spec = load_spec()
+        limit = spec.rules["body-size"].boundary
+        schemas = spec.document["components"]["schemas"]
+        found = {}
+        for name in ("IdentifyFaceRequest", "CreateTaskRequest", "FaceChoose", "TtsRequest"):
+            for field, prop in schemas[name]["properties"].items():
+                if "maxLength" in prop and (name, field) != ("TtsRequest", "text"):
+                    found[f"{name}.{field}"] = prop["maxLength"]
+        print(f"request string fields with maxLength: {len(found)}")
+        assert len(found) >= 9 and set(found.values()) == {limit}, found
+
+    def test_optional_request_fields_take_null(self) -> None:
+        """Every optional field of a request body accepts JSON null; no required one does."""
+        spec = load_spec()
+        schemas = spec.document["components"]["schemas"]
+        for name in ("IdentifyFaceRequest", "CreateTaskRequest", "FaceChoose", "TtsRequest"):
+            schema = schemas[name]
+            for field, prop in schema["properties"].items():
+                if "$ref" in prop:
+                    prop = schemas[prop["$ref"].rsplit("/", 1)[1]]
+                types = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
+                optional = field not in schema.get("required", [])
+                # face_choose is required; so are the times and face_id inside it.
+                assert ("null" in types) == optional, f"{name}.{field}: {types}"
+
+    def test_decisions_are_written_down(self) -> None:
+        """The undocumented behaviours the mock decided are written in the spec's own text."""
+        text = load_spec().yaml_text
+        for decision in (
+            "`Identify-face`",
+            "trailing `/`",
+            "JSON `null` means \"not set\"",
+            "2,151-character presigned",
+            "final_balance_deduction",
+            "probed; faces=derived",
+            "?external_task_id=",
+            "File is not in a valid base64 format",
+        ):
+            assert decision in text, decision

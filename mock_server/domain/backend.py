@@ -44,7 +44,15 @@ from .models import (
     VideoMeta,
 )
 from .resolver import MediaResolver, video_facts
-from .rules import CreateContext, IdentifyContext, QueryContext, RuleBook, Stage, TtsContext
+from .rules import (
+    CreateContext,
+    IdentifyContext,
+    MediaFacts,
+    QueryContext,
+    RuleBook,
+    Stage,
+    TtsContext,
+)
 from .store import DuplicateExternalId, Store
 
 
@@ -188,7 +196,11 @@ class LipSyncBackend:
             facts, video = resolved.facts, resolved.meta
         else:
             video = self._video_by_id(account, inp.video_id)
-            facts = video_facts(video, "video_id", inp.video_id)
+            facts = (
+                MediaFacts("video_id", inp.video_id, known=False)
+                if video is None
+                else video_facts(video, "video_id", inp.video_id)
+            )
         now = self._clock.now_ms()
         self._rules.check(op, Stage.MEDIA, IdentifyContext(inp.video_id, inp.video_url, now, facts))
         assert video is not None  # no rule broken: the media resolved
@@ -202,10 +214,11 @@ class LipSyncBackend:
         self._store.put_session(session)
         return session
 
-    def _video_by_id(self, account: AccountId, video_id: str) -> VideoMeta:
+    def _video_by_id(self, account: AccountId, video_id: str) -> VideoMeta | None:
+        """A result video of this account's succeeded tasks, a registered video, or None."""
         task = self._store.task_by_result_video(VideoId(video_id))
-        if task is None or task.account != account:  # another account's video is not ours
-            return self._resolver.video_from_id(video_id)
+        if task is None or task.account != account or task.status is not TaskStatus.SUCCEED:
+            return self._resolver.video_from_id(video_id)  # another account's video is not ours
         parent = self._store.get_session(task.account, task.session_id)
         return VideoMeta(
             duration_ms=task.parent.duration_ms,
@@ -340,11 +353,22 @@ class LipSyncBackend:
         return task
 
     def list_lip_sync_tasks(
-        self, account: AccountId | None, page_num: int, page_size: int
+        self,
+        account: AccountId | None,
+        page_num: int,
+        page_size: int,
+        external_task_id: str = "",
     ) -> list[Task]:
-        """A page of an account's tasks, newest first; account None: every account's."""
+        """A page of an account's tasks, newest first; account None: every account's.
+
+        With `external_task_id`, only the account's task of that id (at most one: the id is
+        unique per account), paged the same way."""
         self.advance()
-        return self._store.list_tasks(account, (page_num - 1) * page_size, page_size)
+        offset = (page_num - 1) * page_size
+        if external_task_id and account is not None:
+            task = self._store.task_by_external_id(account, external_task_id)
+            return [task][offset : offset + page_size] if task is not None else []
+        return self._store.list_tasks(account, offset, page_size)
 
     def create_tts(self, account: AccountId, inp: TtsInput) -> Audio:
         ctx = TtsContext(inp.voice_id, inp.voice_language, self._voices.get(inp.voice_id))
@@ -359,7 +383,12 @@ class LipSyncBackend:
             blob=self._store.put_blob(data),
         )
         audio_id = self._ids.unused_numeric(lambda i: self._store.get_audio(AudioId(i)) is not None)
-        audio = Audio(AudioId(audio_id), account, meta, self._clock.now_ms())
+        # The task and its audio are two ids, as documented: a client that sends the task id
+        # as audio_id is refused (audio-id-known), as the real service would.
+        task_id = self._ids.unused_numeric(
+            lambda i: i == audio_id or self._store.get_audio(AudioId(i)) is not None
+        )
+        audio = Audio(AudioId(audio_id), account, meta, self._clock.now_ms(), task_id)
         self._store.put_audio(audio)
         return audio
 

@@ -264,16 +264,15 @@ class MediaResolver:
             format=info.format.value,
             faces=derive_faces(url, info.duration_ms),
             source=MetaSource.PROBED,
+            faces_source=MetaSource.DERIVED,  # no face detection: the faces come from a hash
         )
         return ResolvedVideo(
             replace(video_facts(meta, field, url), read=True, declared=declared), meta
         )
 
-    def video_from_id(self, video_id: str) -> VideoMeta:
-        fixture = self._fixtures.videos_by_id.get(video_id)
-        if fixture is not None:
-            return fixture
-        return derive_video("id:" + video_id)
+    def video_from_id(self, video_id: str) -> VideoMeta | None:
+        """A video registered under this id, or None (ids are never derived: see video-id-known)."""
+        return self._fixtures.videos_by_id.get(video_id)
 
     async def sound(self, value: str, field: str) -> ResolvedSound:
         """Facts of a sound_file: a fixture URL, a URL to read or derive, or base64."""
@@ -327,18 +326,32 @@ class MediaResolver:
         return ResolvedSound(facts, meta, data)
 
 
+NOT_BASE64 = "File is not in a valid base64 format"
+"""The real service's words for a sound_file that is neither a URL nor bare base64."""
+
+
 def decode_base64(value: str) -> bytes | MediaFacts:
-    """Strict base64 (a data: URI prefix is allowed), or the facts of why it is not usable."""
+    """Strict bare base64, or the facts of why it is not usable.
+
+    A `data:audio/mpeg;base64,` prefix is not base64: the real service refuses it with
+    "File is not in a valid base64 format", so the mock does not strip it.
+    """
     label = "the decoded base64 audio"
-    payload = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
-    payload = "".join(payload.split())
+    if value.startswith("data:"):
+        return MediaFacts(
+            "",
+            label,
+            not_a_source=f"{NOT_BASE64}: send the bare base64, without the "
+            f"{value.split(',', 1)[0][:40]!r} prefix of a data: URI",
+        )
+    payload = "".join(value.split())
     if len(payload) * 3 // 4 > MAX_SOUND_BYTES + 3:
         return MediaFacts("", label, read=True, over_limit=MAX_SOUND_BYTES)
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
         return MediaFacts(
-            "", label, not_a_source=f"neither an http(s) URL nor valid base64 ({exc})"
+            "", label, not_a_source=f"{NOT_BASE64}: neither an http(s) URL nor base64 ({exc})"
         )
     if len(data) > MAX_SOUND_BYTES:
         return MediaFacts("", label, read=True, over_limit=MAX_SOUND_BYTES)

@@ -26,7 +26,7 @@ async def identify_face(call: Call) -> tuple[Any, dict[str, str] | None]:
     inp = serialize.identify_face_input(call.body)
     session = await mock.backend.identify_face(call.principal.account, inp)
     data = serialize.session(session, mock.base_url)
-    return data, {"x-mock-media-source": session.video.source.value}
+    return data, {"x-mock-media-source": serialize.media_source(session.video)}
 
 
 async def create_lip_sync_task(call: Call) -> tuple[Any, dict[str, str] | None]:
@@ -61,7 +61,10 @@ async def list_lip_sync_tasks(call: Call) -> tuple[Any, dict[str, str] | None]:
     mock = _mock(call)
     page_num = _page_param(mock, call.request, "pageNum", 1)
     page_size = _page_param(mock, call.request, "pageSize", 30)
-    tasks = mock.backend.list_lip_sync_tasks(call.principal.account, page_num, page_size)
+    external_id = call.request.query_params.get("external_task_id", "")
+    tasks = mock.backend.list_lip_sync_tasks(
+        call.principal.account, page_num, page_size, external_id
+    )
     return [serialize.task(t, mock.base_url) for t in tasks], None
 
 

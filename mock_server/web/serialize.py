@@ -6,7 +6,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ..domain.backend import CreateTaskInput, FaceChooseInput, IdentifyFaceInput, TtsInput
-from ..domain.models import Audio, Session, Task, TaskStatus
+from ..domain.models import Audio, Session, Task, TaskStatus, VideoMeta
 
 
 def seconds(ms: int) -> str:
@@ -16,8 +16,28 @@ def seconds(ms: int) -> str:
 
 
 def _str(body: dict[str, Any], key: str) -> str:
+    """An optional string: absent, JSON null and "" all mean "not set"."""
     value = body.get(key)
     return value if isinstance(value, str) else ""
+
+
+def _number(body: dict[str, Any], key: str, default: float) -> float:
+    """An optional number: absent and JSON null take the documented default."""
+    value = body.get(key)
+    return default if value is None else float(value)
+
+
+def balance(units: str) -> dict[str, str]:
+    """final_balance_deduction: the docs give its shape, not its prices; the mock prices one
+    unit at one unit of balance, discounted (`quota`) and at list price alike (*inferred*)."""
+    return {"quota": units, "list_price": units}
+
+
+def media_source(v: VideoMeta) -> str:
+    """The x-mock-media-source header: `probed; faces=derived` says which half was made up."""
+    if v.faces_source is None or v.faces_source is v.source:
+        return v.source.value
+    return f"{v.source.value}; faces={v.faces_source.value}"
 
 
 def identify_face_input(body: dict[str, Any]) -> IdentifyFaceInput:
@@ -26,7 +46,7 @@ def identify_face_input(body: dict[str, Any]) -> IdentifyFaceInput:
 
 def create_task_input(body: dict[str, Any]) -> CreateTaskInput:
     fc = body["face_choose"][0]
-    watermark = body.get("watermark_info") or {}
+    watermark = body.get("watermark_info") or {}  # null: not set
     return CreateTaskInput(
         session_id=body["session_id"],
         face=FaceChooseInput(
@@ -36,10 +56,10 @@ def create_task_input(body: dict[str, Any]) -> CreateTaskInput:
             start_ms=int(fc["sound_start_time"]),
             end_ms=int(fc["sound_end_time"]),
             insert_ms=int(fc["sound_insert_time"]),
-            sound_volume=float(fc.get("sound_volume", 1)),
-            original_volume=float(fc.get("original_audio_volume", 1)),
+            sound_volume=_number(fc, "sound_volume", 1),
+            original_volume=_number(fc, "original_audio_volume", 1),
         ),
-        watermark=bool(watermark.get("enabled", False)),
+        watermark=watermark.get("enabled") is True,
         external_task_id=_str(body, "external_task_id"),
         callback_url=_str(body, "callback_url"),
     )
@@ -50,7 +70,7 @@ def tts_input(body: dict[str, Any]) -> TtsInput:
         text=body["text"],
         voice_id=body["voice_id"],
         voice_language=body.get("voice_language", "zh"),
-        voice_speed=float(body.get("voice_speed", 1.0)),
+        voice_speed=_number(body, "voice_speed", 1.0),
     )
 
 
@@ -58,6 +78,7 @@ def session(s: Session, base_url: str) -> dict[str, Any]:
     return {
         "session_id": s.session_id,
         "final_unit_deduction": "1",
+        "final_balance_deduction": balance("1"),
         "face_data": [
             {
                 "face_id": f.face_id,
@@ -138,6 +159,7 @@ def _task(t: Task, base_url: str) -> dict[str, Any]:
         "task_result": {"videos": videos},
         "watermark_info": {"enabled": t.watermark},
         "final_unit_deduction": t.units,
+        "final_balance_deduction": balance(t.units),
         "created_at": t.created_at_ms,
         "updated_at": t.updated_at_ms,
     }
@@ -152,7 +174,7 @@ def callback_payload(t: Task, base_url: str) -> dict[str, Any]:
 
 def tts(a: Audio, base_url: str) -> dict[str, Any]:
     return {
-        "task_id": a.audio_id,
+        "task_id": a.task_id or a.audio_id,  # audios stored before task ids had one id
         "task_status": TaskStatus.SUCCEED.value,
         "task_status_msg": "",
         "task_result": {
@@ -165,6 +187,7 @@ def tts(a: Audio, base_url: str) -> dict[str, Any]:
             ]
         },
         "final_unit_deduction": "1",
+        "final_balance_deduction": balance("1"),
         "created_at": a.created_at_ms,
         "updated_at": a.created_at_ms,
     }

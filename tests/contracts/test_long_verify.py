@@ -95,4 +95,5 @@ class TestEmptyQueryValues:
         assert {p["name"]: p.get("allowEmptyValue") for p in parameters} == {
             "pageNum": True,
             "pageSize": True,
+            "external_task_id": True,
         }

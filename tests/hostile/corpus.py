@@ -185,26 +185,32 @@ def _resolve(schema: Mapping[str, Any]) -> Mapping[str, Any]:
     return schema
 
 
+def _types(schema: Mapping[str, Any]) -> tuple[str, ...]:
+    """The JSON types a schema declares: `type: [string, "null"]` is two (optional fields)."""
+    declared = schema["type"]
+    return tuple(declared) if isinstance(declared, list) else (declared,)
+
+
 def _fields(
     schema: Mapping[str, Any], prefix: tuple[str | int, ...] = ()
-) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    """(path, declared JSON type) of every property, descending into objects and arrays."""
+) -> Iterator[tuple[tuple[str | int, ...], tuple[str, ...]]]:
+    """(path, declared JSON types) of every property, descending into objects and arrays."""
     schema = _resolve(schema)
     for name, prop in schema.get("properties", {}).items():
         prop = _resolve(prop)
         path = (*prefix, name)
-        yield path, prop["type"]
-        if prop["type"] == "object":
+        yield path, _types(prop)
+        if "object" in _types(prop):
             yield from _fields(prop, path)
-        elif prop["type"] == "array":
+        elif "array" in _types(prop):
             item = _resolve(prop["items"])
-            yield (*path, 0), item["type"]
+            yield (*path, 0), _types(item)
             yield from _fields(item, (*path, 0))
 
 
-def _wrong_samples(declared: str) -> Iterator[tuple[str, Any]]:
+def _wrong_samples(declared: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
     for name, value in SAMPLES.items():
-        if name == declared or (declared == "number" and name == "integer"):
+        if name in declared or ("number" in declared and name == "integer"):
             continue
         yield name, value
 
