@@ -265,6 +265,28 @@ class TestResetIsConsistent:
 
 
 
+def _read_answer(sock: socket.socket) -> str:
+    """One whole HTTP answer (head and Content-Length body) from a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+         if line.lower().startswith(b"content-length:")),
+        0,
+    )  # fmt: skip
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode(errors="replace")
+
+
 class TestSlowBodies:
     def test_a_body_that_never_finishes_is_refused_in_time(self) -> None:
         """Before: a body announced with Content-Length and never finished held its request
@@ -283,7 +305,7 @@ class TestSlowBodies:
             assert httpx.get(p.base_url + "/openapi.json", timeout=5).status_code == 200
             answers = []
             for s in socks:
-                answers.append(s.recv(65536).decode(errors="replace"))
+                answers.append(_read_answer(s))
                 s.close()
             spent = time.monotonic() - started
         print(f"\n[slow body] {len(answers)} stalled bodies answered after {spent:.2f} s")
