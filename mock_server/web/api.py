@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from . import serialize
+from ..domain.errors import NOT_FOUND, ApiError
+from . import responses, serialize
 from .compose import Mock
-from .files import serve_file
+from .files import MEDIA_TYPES, face_png, usable_range
 from .pipeline import Call, endpoint
 
 
@@ -75,6 +78,31 @@ async def create_tts(call: Call) -> tuple[Any, dict[str, str] | None]:
 
 
 # -- files, spec and errors ------------------------------------------------------------------
+
+
+async def serve_file(request: Request) -> Response:
+    """GET /files/{kind}/{name}: 200, 206 for a byte range, 416 past the end, 1203 unknown.
+
+    Face crops (a few hundred bytes) are answered whole."""
+    mock: Mock = request.app.state.mock
+    kind, name = request.path_params["kind"], request.path_params["name"]
+    stem, _, ext = name.partition(".")
+    if (kind, ext) == ("faces", "png"):
+        return Response(face_png(stem), media_type=MEDIA_TYPES[(kind, ext)])
+    path = await mock.files.path(kind, name)
+    stat = None
+    if path is not None:
+        try:
+            stat = await asyncio.to_thread(os.stat, path)
+        except OSError:  # evicted between lookup and stat: make it again
+            path = await mock.files.path(kind, name)
+            stat = await asyncio.to_thread(os.stat, path) if path is not None else None
+    if path is None or stat is None:
+        error = ApiError(NOT_FOUND, f"file not found or expired: {request.url.path}")
+        return responses.failure(error, mock.backend.request_id(), mock.spec.http_status)
+    if not usable_range(request.headers.get("range", "bytes=0-")):
+        request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"range"]
+    return FileResponse(path, media_type=MEDIA_TYPES[(kind, ext)], stat_result=stat)
 
 
 async def openapi_yaml(request: Request) -> Response:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import shutil
 import struct
@@ -17,21 +16,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-from starlette.requests import Request
-from starlette.responses import FileResponse, Response
 
 from .. import media
 from ..domain.backend import LipSyncBackend
-from ..domain.errors import NOT_FOUND, ApiError
 from ..domain.lifecycle import result_expired
 from ..domain.models import Task
-from . import responses
-
-if TYPE_CHECKING:
-    from .compose import Mock
 
 log = logging.getLogger("mock_server")
 
@@ -258,7 +248,7 @@ class FileStore:
 _RANGE = re.compile(r"bytes=\s*(\d+-\d*|-\d+)(\s*,\s*(\d+-\d*|-\d+))*\s*")
 
 
-def _usable_range(value: str) -> bool:
+def usable_range(value: str) -> bool:
     if not _RANGE.fullmatch(value):
         return False
     for part in value.split("=", 1)[1].split(","):
@@ -266,28 +256,3 @@ def _usable_range(value: str) -> bool:
         if start and end and int(start) > int(end):
             return False
     return True
-
-
-async def serve_file(request: Request) -> Response:
-    """GET /files/{kind}/{name}: 200, 206 for a byte range, 416 past the end, 1203 unknown.
-
-    Face crops (a few hundred bytes) are answered whole."""
-    mock: Mock = request.app.state.mock
-    kind, name = request.path_params["kind"], request.path_params["name"]
-    stem, _, ext = name.partition(".")
-    if (kind, ext) == ("faces", "png"):
-        return Response(face_png(stem), media_type=MEDIA_TYPES[(kind, ext)])
-    path = await mock.files.path(kind, name)
-    stat = None
-    if path is not None:
-        try:
-            stat = await asyncio.to_thread(os.stat, path)
-        except OSError:  # evicted between lookup and stat: make it again
-            path = await mock.files.path(kind, name)
-            stat = await asyncio.to_thread(os.stat, path) if path is not None else None
-    if path is None or stat is None:
-        error = ApiError(NOT_FOUND, f"file not found or expired: {request.url.path}")
-        return responses.failure(error, mock.backend.request_id(), mock.spec.http_status)
-    if not _usable_range(request.headers.get("range", "bytes=0-")):
-        request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"range"]
-    return FileResponse(path, media_type=MEDIA_TYPES[(kind, ext)], stat_result=stat)
