@@ -1,11 +1,15 @@
-"""The kit's import graph: no circle inside contracts/, and only the mock modules it may use."""
+"""The import graphs: no circle inside contracts/ or mock_server/, and only the mock modules the
+kit may use."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACTS = ROOT / "contracts"
 # ARCHITECTURE.md: what contracts/ may import of the mock (of the domain only its value types).
 ALLOWED_MOCK = {
     "mock_server",
@@ -24,12 +28,12 @@ MAX_LINES = 520
 
 
 def module_name(path: Path) -> str:
-    parts = list(path.relative_to(CONTRACTS.parent).with_suffix("").parts)
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def modules() -> dict[str, Path]:
-    return {module_name(p): p for p in CONTRACTS.rglob("*.py")}
+def modules(package: Path = CONTRACTS) -> dict[str, Path]:
+    return {module_name(p): p for p in package.rglob("*.py")}
 
 
 def imports(name: str, path: Path, known: set[str]) -> set[str]:
@@ -52,9 +56,11 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
 
 
 class TestImportGraph:
-    def test_no_circle_inside_contracts(self) -> None:
-        """No module of contracts/ imports, directly or not, a module that imports it back."""
-        mods = modules()
+    @pytest.mark.parametrize("package", ["contracts", "mock_server"])
+    def test_no_circle_inside(self, package: str) -> None:
+        """No module imports, directly or not (type-checking imports included), a module that
+        imports it back."""
+        mods = modules(ROOT / package)
         known = set(mods)
         graph = {
             n: {m for m in imports(n, p, known) if m in known and m != n} for n, p in mods.items()
