@@ -360,6 +360,23 @@ def parser() -> argparse.ArgumentParser:
         help="[LIPSYNC_MOCK_JOURNAL_MB] bytes kept by the request journal and by the callback "
         "delivery log, each; the oldest entries go first (default: 16)",
     )
+    count = _integer(1, 100_000_000)
+    add(
+        "--max-tasks",
+        type=_checked(count),
+        default=_env("LIPSYNC_MOCK_MAX_TASKS", count, 1_000_000),
+        metavar="N",
+        help="[LIPSYNC_MOCK_MAX_TASKS] tasks kept, every account together (about 1 KB each); "
+        "past it a create answers 1102 until a reset (default: 1000000)",
+    )
+    add(
+        "--max-sessions",
+        type=_checked(count),
+        default=_env("LIPSYNC_MOCK_MAX_SESSIONS", count, 1_000_000),
+        metavar="N",
+        help="[LIPSYNC_MOCK_MAX_SESSIONS] identify-face sessions kept; past it identify-face "
+        "answers 1102 until a reset (default: 1000000)",
+    )
     add(
         "--webhook-secret",
         type=_checked(_webhook_secret),
@@ -531,6 +548,8 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
         store=args.store,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         journal_bytes=int(args.journal_mb * 1024 * 1024),
+        max_tasks=args.max_tasks,
+        max_sessions=args.max_sessions,
         webhook_secret=args.webhook_secret,
         callback_attempts=args.callback_attempts,
         callback_timeout_s=args.callback_timeout,

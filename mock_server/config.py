@@ -45,6 +45,8 @@ class Config:
     callback_timeout_s: float = 5.0
     callback_backoff_s: float = 0.5
     journal_limit: int = 10_000
+    max_tasks: int = 1_000_000  # tasks kept (all accounts); past it creates answer 1102
+    max_sessions: int = 1_000_000  # identify-face sessions kept; past it identify answers 1102
     journal_bytes: int = 16 * 1024 * 1024  # the journal's (and the delivery log's) byte budget
     log_level: str = "info"
     log_format: str = "text"

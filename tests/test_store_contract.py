@@ -22,16 +22,20 @@ from mock_server.domain.models import (
     AccountId,
     BlobKey,
     DeliveryAttempt,
+    Face,
     JournalEntry,
     JournalQuery,
+    MetaSource,
     Outcome,
     ParentVideo,
+    Session,
     SessionId,
     SoundChoice,
     Task,
     TaskId,
     TaskStatus,
     VideoId,
+    VideoMeta,
 )
 from mock_server.domain.sqlite_store import SqliteStore
 from mock_server.domain.store import DuplicateExternalId, MemoryStore, Store, fixture_doc
@@ -381,3 +385,13 @@ class TestFixtureDocs:
         store.clear_fixture_docs()
         store.add_fixture_doc(doc)
         assert store.fixture_docs() == [doc]
+
+
+def test_sessions_are_counted_and_a_reset_empties_them(store: Store) -> None:
+    """count_sessions counts distinct (account, session) pairs, what --max-sessions limits."""
+    video = VideoMeta(5000, 1280, 720, 1000, "mp4", (Face("0", 0, 5000),), MetaSource.DERIVED)
+    for account, sid in (("a", "1"), ("a", "2"), ("b", "1"), ("a", "1")):
+        store.put_session(Session(SessionId(sid), AccountId(account), "", "u", video, 0))
+    assert store.count_sessions() == 3
+    store.reset()
+    assert store.count_sessions() == 0

@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import media
 from .clock import Clock, ClockMode
+from .errors import RESOURCE_DEPLETED, ApiError
 from .faults import Fault, FaultRegistry
 from .fixtures import FixtureSet
 from .ids import IdSource
@@ -120,6 +121,14 @@ class StartState:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """How many tasks and sessions the mock keeps at most (every account together)."""
+
+    max_tasks: int = 1_000_000
+    max_sessions: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
 class ClockState:
     now_ms: int
     mode: ClockMode
@@ -155,6 +164,7 @@ class LipSyncBackend:
         voices: Mapping[str, str],
         start: StartState = StartState(),
         load_fixtures: FixtureLoader = lambda fixtures, faults: None,
+        limits: Limits = Limits(),
     ) -> None:
         self._store = store
         self._clock = clock
@@ -166,6 +176,9 @@ class LipSyncBackend:
         self._voices = dict(voices)
         self._start = start
         self._load_fixtures = load_fixtures
+        self._limits = limits
+        self._tasks_kept = store.count_tasks(None)  # counted here: SQLite's COUNT(*) is O(n)
+        self._sessions_kept = store.count_sessions()
         self._faults = FaultRegistry()
         self._listeners: list[Listener] = []
         self._reset_hooks: list[ResetHook] = []
@@ -211,8 +224,20 @@ class LipSyncBackend:
             )
         )
         session = Session(sid, account, inp.video_id, inp.video_url, video, now)
+        new = self._store.get_session(account, sid) is None
+        if new and self._sessions_kept >= self._limits.max_sessions:
+            raise self._full("sessions", self._limits.max_sessions, "--max-sessions")
         self._store.put_session(session)
+        self._sessions_kept += new
         return session
+
+    @staticmethod
+    def _full(what: str, limit: int, option: str) -> ApiError:
+        return ApiError(
+            RESOURCE_DEPLETED,
+            f"the mock keeps at most {limit} {what} ({option}), and holds that many: "
+            "POST /__admin/reset, or start it with a larger limit",
+        )
 
     def _video_by_id(self, account: AccountId, video_id: str) -> VideoMeta | None:
         """A result video of this account's succeeded tasks, a registered video, or None."""
@@ -307,11 +332,14 @@ class LipSyncBackend:
             created_at_ms=now,
             updated_at_ms=now,
         )
+        if self._tasks_kept >= self._limits.max_tasks:
+            raise self._full("tasks", self._limits.max_tasks, "--max-tasks")
         try:
             self._store.insert_task(task)
         except DuplicateExternalId:  # a concurrent create took it between check and insert
             self._rules.check(op, Stage.REQUEST, _replace(ctx, external_task_taken=True))
             raise
+        self._tasks_kept += 1
         self._emit(TaskEvent(task, None))
         return task
 
@@ -481,6 +509,7 @@ class LipSyncBackend:
         the start-up clock, seed and fixtures file. Work in flight does not land afterwards."""
         self._generation += 1
         self._store.reset()
+        self._tasks_kept = self._sessions_kept = 0
         self._fixtures.clear()
         self._faults.clear()
         self._resolver.clear()

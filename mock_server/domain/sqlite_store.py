@@ -274,6 +274,9 @@ class SqliteStore:
             (session.account, session.session_id, dumps(session)),
         )
 
+    def count_sessions(self) -> int:
+        return int(self._one("SELECT COUNT(*) FROM sessions")[0])
+
     def get_session(self, account: AccountId, session_id: SessionId) -> Session | None:
         row = self._one(
             "SELECT doc FROM sessions WHERE account = ? AND session_id = ?", (account, session_id)

@@ -87,6 +87,7 @@ class TaskState(Protocol):
     """Tasks, sessions, audios, the schedule of due transitions and the clock."""
 
     def put_session(self, session: Session) -> None: ...
+    def count_sessions(self) -> int: ...
     def get_session(self, account: AccountId, session_id: SessionId) -> Session | None:
         """Sessions belong to an account: a fixture may pin the same id for several."""
 
@@ -288,6 +289,9 @@ class MemoryStore:
 
     def put_session(self, session: Session) -> None:
         self._sessions[(session.account, session.session_id)] = session
+
+    def count_sessions(self) -> int:
+        return len(self._sessions)
 
     def get_session(self, account: AccountId, session_id: SessionId) -> Session | None:
         return self._sessions.get((account, session_id))

@@ -14,7 +14,7 @@ from .. import fixtures_file, tls
 from ..auth import Authenticator
 from ..config import Config
 from ..domain import latency
-from ..domain.backend import LipSyncBackend, Phases, StartState
+from ..domain.backend import Limits, LipSyncBackend, Phases, StartState
 from ..domain.clock import Clock
 from ..domain.faults import FaultRegistry
 from ..domain.fixtures import FixtureSet
@@ -217,6 +217,7 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
         voices=spec.voices,
         start=StartState(config.clock_mode, config.clock_speed, config.clock_start_ms, config.seed),
         load_fixtures=load_fixtures,
+        limits=Limits(config.max_tasks, config.max_sessions),
     )
     files = FileStore(backend, config.base_url)
     journal = Journal(store, backend.now_ms)

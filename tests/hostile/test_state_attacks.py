@@ -127,9 +127,7 @@ class TestControlApiInputs:
         ("/__admin/callbacks/chaos", {"duplicate": "yes"}),
     )
 
-    def test_bad_bodies_get_1201_on_a_connection_that_stays_open(
-        self, proc: ServerProcess
-    ) -> None:
+    def test_bad_bodies_get_1201_on_a_connection_that_stays_open(self, proc: ServerProcess) -> None:
         """Before: wrong types and huge numbers answered a bare 500 and reset the keep-alive
         connection; speed 1e308 made every later request answer 5000. Now: 1201, the same
         connection answers the next request, and the API still works."""
@@ -264,7 +262,6 @@ class TestResetIsConsistent:
         assert all(d <= 200 for d in durations)
 
 
-
 def _read_answer(sock: socket.socket) -> str:
     """One whole HTTP answer (head and Content-Length body) from a raw socket."""
     data = b""
@@ -299,7 +296,7 @@ class TestSlowBodies:
                 s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
                 s.sendall(
                     f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer mock-api-key\r\n"
-                    "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"a\":".encode()
+                    'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"a":'.encode()
                 )
                 socks.append(s)
             assert httpx.get(p.base_url + "/openapi.json", timeout=5).status_code == 200
@@ -313,3 +310,29 @@ class TestSlowBodies:
             assert answer.startswith("HTTP/1.1 400"), answer[:200]
             assert '"code":1200' in answer and "did not arrive within 1 s" in answer
         assert spent < 5
+
+
+class TestCountBudgets:
+    def test_tasks_and_sessions_stop_at_their_limits(self) -> None:
+        """Before: every identify-face and create was kept, without bound (about 1 KB each:
+        a loop of cheap requests grows the mock by a gigabyte per million). Now past
+        --max-sessions / --max-tasks they answer 1102 (HTTP 429) naming the option, state is
+        unchanged, and a reset makes room again."""
+        with (
+            ServerProcess("--max-sessions", "2", "--max-tasks", "3", "--clock", "manual") as p,
+            httpx.Client(base_url=p.base_url, headers=JSON, timeout=10) as c,
+        ):
+            first = _identify(c, "https://example.com/one.mp4")
+            _identify(c, "https://example.com/two.mp4")
+            third = c.post(IDENTIFY, json={"video_url": "https://example.com/three.mp4"})
+            data = assert_envelope(third, 1102)
+            assert "--max-sessions" in data["message"]
+            codes = [c.post(TASKS, json=_create_body(first)).json()["code"] for _ in range(5)]
+            kept = _task_count(c)
+            c.post("/__admin/reset")
+            again = c.post(IDENTIFY, json={"video_url": "https://example.com/three.mp4"})
+        after = again.status_code
+        print(f"\n[budgets] creates answered {codes}; tasks kept {kept}; after reset {after}")
+        assert codes == [0, 0, 0, 1102, 1102]
+        assert kept == 3
+        assert again.status_code == 200
