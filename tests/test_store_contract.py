@@ -225,6 +225,8 @@ class TestBounds:
             store.add_delivery(attempt(seq, "t1" if seq % 2 else "t2"))
         assert [d.seq for d in store.deliveries()] == [4, 5, 6, 7, 8]
         assert [d.seq for d in store.deliveries("t1")] == [5, 7]
+        assert [d.seq for d in store.last_deliveries(2)] == [7, 8]
+        assert [d.seq for d in store.last_deliveries(50)] == [4, 5, 6, 7, 8]
 
     def test_blobs_evict_the_least_recently_used(self, make_store: MakeStore) -> None:
         """Over the byte budget the least recently used blob goes; a read counts as a use;

@@ -561,6 +561,10 @@ class LipSyncBackend:
         """Journal entries matching `query`, oldest first; the store stops at its limit."""
         return self._store.journal(query)
 
+    def last_deliveries(self, count: int) -> list[DeliveryAttempt]:
+        """The newest `count` callback attempts, oldest first (what the dashboard shows)."""
+        return self._store.last_deliveries(count)
+
     def last_journal_seq(self) -> int:
         return self._store.last_journal_seq()
 

@@ -525,6 +525,10 @@ class SqliteStore:
             )
         return [loads(DeliveryAttempt, r[0]) for r in rows]
 
+    def last_deliveries(self, count: int) -> list[DeliveryAttempt]:
+        rows = self._all("SELECT doc FROM deliveries ORDER BY n DESC LIMIT ?", (count,))
+        return [loads(DeliveryAttempt, r[0]) for r in reversed(rows)]
+
     # -- the clock -------------------------------------------------------------------------
 
     def save_clock(self, state: ClockState) -> None:

@@ -134,6 +134,9 @@ class Records(Protocol):
     ) -> list[DeliveryAttempt]:
         """Attempts (of one task), oldest first, at most `limit`."""
 
+    def last_deliveries(self, count: int) -> list[DeliveryAttempt]:
+        """The newest `count` attempts, oldest first: costs O(count), not O(log)."""
+
 
 class Blobs(Protocol):
     """Content-addressed bytes (audio, rendered results) under a byte budget (LRU)."""
@@ -214,6 +217,11 @@ class BoundedLog(Generic[R]):
 
     def last_key(self) -> int:
         return self._rows[-1][0] if len(self) else 0
+
+    def last(self, count: int) -> list[R]:
+        """The newest `count` records, oldest first."""
+        start = max(self._head, len(self._rows) - count)
+        return [loads(self._cls, doc) for _, _, doc in self._rows[start:]]
 
     def select(
         self, after: int, match: Callable[[tuple[Any, ...]], bool], limit: int | None
@@ -412,6 +420,9 @@ class MemoryStore:
         return self._deliveries.select(
             0, lambda fields: task_id is None or fields[0] == task_id, limit
         )
+
+    def last_deliveries(self, count: int) -> list[DeliveryAttempt]:
+        return self._deliveries.last(count)
 
     def add_fixture_doc(self, doc: FixtureDoc) -> None:
         size = fixture_doc_size(doc)

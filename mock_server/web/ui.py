@@ -150,7 +150,7 @@ async def dashboard_state(request: Request) -> Response:
     journal = backend.journal(
         JournalQuery(after_seq=max(0, backend.last_journal_seq() - JOURNAL_SHOWN))
     )
-    deliveries = backend.deliveries()[-DELIVERIES_SHOWN:]
+    deliveries = backend.last_deliveries(DELIVERIES_SHOWN)
     return JSONResponse(
         {
             "clock": {
