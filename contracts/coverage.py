@@ -504,7 +504,7 @@ def _measure_segment(segment: Segment) -> Coverage:
         if chaos == "dropped":
             continue
         status = d.get("http_status")
-        if segment.signed:
+        if segment.signed or d.get("signed"):
             hits["signed-callback"] += 1
         if status is None:
             hits["receiver-no-answer"] += 1
@@ -540,9 +540,10 @@ def _measure_segment(segment: Segment) -> Coverage:
                 saw(task_id or f"#create{e.get('seq')}", "submitted", wall)
         elif op == "getLipSyncTask":
             polled = tasks.get(_task_key(str(e.get("path", ""))) or "")
+            answered = e.get("task_status")  # kept by the mock; inferred for older journals
             if polled is not None:
-                status = _status_at(polled, clock, wall, acked_at, segment.submit_ms)
-                saw(str(polled["task_id"]), status, wall)
+                inferred = _status_at(polled, clock, wall, acked_at, segment.submit_ms)
+                saw(str(polled["task_id"]), str(answered or inferred), wall)
 
     for task_id, statuses in seen.items():
         for a, b in TRANSITIONS:
@@ -564,9 +565,9 @@ def _status_at(
 ) -> str:
     """The status a query at `clock_ms` answered, from the task's times and its callbacks.
 
-    The journal does not keep answers; a task's `updated_at` is when it reached its current
-    status, its `created_at` when it was submitted. Between the two, a callback of
-    `processing` already delivered, or else the submit delay, says which it was.
+    For journals that do not keep the answer (older ones): a task's `updated_at` is when it
+    reached its current status, its `created_at` when it was submitted. Between the two, a
+    callback of `processing` already delivered, or else the submit delay, says which it was.
     """
     status = str(task.get("task_status", ""))
     created = int(task.get("created_at", 0))

@@ -914,3 +914,19 @@ class TestNullAndLength:
         external = "order-" + "x" * 294
         create(app, external_task_id=external)
         assert get_task(app, external)["task_info"]["external_task_id"] == external
+
+
+class TestJournalKeepsTheAnswer:
+    def test_a_query_of_one_task_records_the_status_it_answered(self, app: TestClient) -> None:
+        """Each GET of one task leaves the status it answered in the journal (what contract
+        coverage counts as seen by polling); other entries leave none."""
+        task_id = create(app)["task_id"]
+        get_task(app, task_id)
+        advance(app, 1000)
+        get_task(app, task_id)
+        advance(app, 3000)
+        get_task(app, task_id)
+        entries = app.get("/__admin/journal").json()["data"]
+        polled = [e["task_status"] for e in entries if e["operation"] == "getLipSyncTask"]
+        assert polled == ["submitted", "processing", "succeed"]
+        assert {e["task_status"] for e in entries if e["operation"] != "getLipSyncTask"} == {None}

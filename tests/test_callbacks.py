@@ -380,6 +380,7 @@ class TestSigning:
             assert abs(int(r.headers["webhook-timestamp"]) - time.time()) < 60
         recorded = attempts(client, task_id)
         assert [r.headers["webhook-id"] for r in got] == [a.delivery_id for a in recorded]
+        assert all(a.signed for a in recorded)  # the record says so (contract coverage reads it)
 
     def test_retries_keep_the_webhook_id(
         self, make_client: Callable[..., TestClient], receiver: Receiver

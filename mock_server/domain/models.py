@@ -198,6 +198,7 @@ class JournalEntry:
     rule: str | None = None  # the x-kling-rules id a refusal names
     body_bytes: int | None = None  # the size of the raw body read, None when none was read
     body_sha256: str | None = None  # its SHA-256 (hex): tells equal bodies apart exactly
+    task_status: str | None = None  # the status a query of one task answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,3 +244,4 @@ class DeliveryAttempt:
     latency_ms: float
     wall_ms: int
     chaos: str | None = None  # "duplicate", "dropped", "delayed", "reordered"
+    signed: bool = False  # sent with Standard Webhooks headers (--webhook-secret)

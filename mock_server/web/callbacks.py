@@ -416,6 +416,7 @@ class CallbackDispatcher:
                 latency_ms=round(latency_ms, 3),
                 wall_ms=int((self._wall() if wall_s is None else wall_s) * 1000),
                 chaos=chaos,
+                signed=self._secret is not None,
             )
         )
 

@@ -149,8 +149,10 @@ class Journal:
         request_id: str,
         started: float,
         path: str | None = None,
+        task_status: str | None = None,
     ) -> None:
-        """`path`: `request.url.path` when the caller has it already."""
+        """`path`: `request.url.path` when the caller has it already; `task_status`: the
+        status a query of one task answered (what contract coverage counts as seen)."""
         raw: bytes | None = request.scope.get(RAW_BODY)
         entry = JournalEntry(
             seq=next(self._seq),
@@ -172,6 +174,7 @@ class Journal:
             rule=None if error is None else error.rule,
             body_bytes=None if raw is None else len(raw),
             body_sha256=None if raw is None else hashlib.sha256(raw).hexdigest(),
+            task_status=task_status,
         )
         try:
             self._store.add_journal(entry)

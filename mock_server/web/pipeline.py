@@ -151,6 +151,7 @@ def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None
         principal: Principal | None = None
         body: Any = None
         refusal: ApiError | None = None
+        answered_status: str | None = None
         try:
             principal = mock.auth.authenticate(header(request, b"authorization"))
             latency_ms = mock.backend.before_request(operation_id, path, principal.account)
@@ -162,6 +163,8 @@ def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None
                 )
                 mock.spec.validate_body(operation_id, body_schema, body)
             data, headers = await handler(Call(request, principal, body or {}, request_id))
+            if operation_id == "getLipSyncTask" and isinstance(data, dict):
+                answered_status = data.get("task_status")
             response = responses.success(request_id, data, headers)
         except ApiError as error:
             # A copy without the traceback: its frames hold the request body (up to 10 MB).
@@ -182,6 +185,7 @@ def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None
             request_id,
             started,
             path,
+            answered_status,
         )
         return response
 
@@ -200,6 +204,7 @@ def answered(
     request_id: str,
     started: float,
     path: str | None = None,
+    task_status: str | None = None,
 ) -> None:
     """What every answered request leaves: a journal entry and one log line. `path`: the
     request's path when the caller has it already (the API's hot path)."""
@@ -214,6 +219,7 @@ def answered(
         request_id=request_id,
         started=started,
         path=path,
+        task_status=task_status,
     )
     log_request(
         request.scope["method"],
