@@ -4,9 +4,42 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from types import ModuleType
 
 from . import check_client, coverage, drift, fuzz_callbacks, verify
+
+Run = Callable[[argparse.Namespace], int]
+
+# name -> (module: its docstring's first paragraph is the description, and it adds the
+# options), one-line help, the function that runs it
+COMMANDS: dict[str, tuple[ModuleType, str, Run]] = {
+    "verify": (
+        verify,
+        "check a server (the mock or the real service) against the spec",
+        verify.run_from_args,
+    ),
+    "check-client": (
+        check_client,
+        "report spec violations and bad client behaviour in the mock's journal",
+        check_client.run,
+    ),
+    "coverage": (
+        coverage,
+        "report what a client's test suite exercised and what never happened",
+        coverage.run,
+    ),
+    "fuzz-callbacks": (
+        fuzz_callbacks,
+        "send generated callback deliveries to a receiver and check its answers",
+        fuzz_callbacks.run,
+    ),
+    "drift": (
+        drift,
+        "compare a recording of the real service with the spec and with the mock",
+        drift.run,
+    ),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -16,54 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Contract-testing kit for the Kling Advanced Lip-Sync API.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    verify.add_arguments(
-        commands.add_parser(
-            "verify",
-            help="check a server (the mock or the real service) against the spec",
-            description=(verify.__doc__ or "").split("\n\n")[0],
-        )
-    )
-    check_client.add_arguments(
-        commands.add_parser(
-            "check-client",
-            help="report spec violations and bad client behaviour in the mock's journal",
-            description=(check_client.__doc__ or "").split("\n\n")[0],
-        )
-    )
-    coverage.add_arguments(
-        commands.add_parser(
-            "coverage",
-            help="report what a client's test suite exercised and what never happened",
-            description=(coverage.__doc__ or "").split("\n\n")[0],
-        )
-    )
-    fuzz_callbacks.add_arguments(
-        commands.add_parser(
-            "fuzz-callbacks",
-            help="send generated callback deliveries to a receiver and check its answers",
-            description=(fuzz_callbacks.__doc__ or "").split("\n\n")[0],
-        )
-    )
-    drift.add_arguments(
-        commands.add_parser(
-            "drift",
-            help="compare a recording of the real service with the spec and with the mock",
-            description=(drift.__doc__ or "").split("\n\n")[0],
-        )
-    )
+    for name, (module, help_text, _) in COMMANDS.items():
+        description = (module.__doc__ or "").split("\n\n")[0]
+        module.add_arguments(commands.add_parser(name, help=help_text, description=description))
     args = parser.parse_args(argv)
-    if args.command == "verify":
-        return verify.run_from_args(args)
-    if args.command == "check-client":
-        return check_client.run(args)
-    if args.command == "coverage":
-        return coverage.run(args)
-    if args.command == "fuzz-callbacks":
-        return fuzz_callbacks.run(args)
-    if args.command == "drift":
-        return drift.run(args)
-    parser.error(f"unknown command {args.command!r}")
-    return 2  # pragma: no cover - parser.error exits
+    return COMMANDS[args.command][2](args)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from urllib.parse import SplitResult, urlsplit
 
 
@@ -37,3 +38,23 @@ def is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def port_of(parts: SplitResult) -> int:
+    """The port a split URL reaches: its own, or its scheme's (443 for https, else 80)."""
+    return parts.port or (443 if parts.scheme.lower() == "https" else 80)
+
+
+def host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a numeric host names, in every spelling a resolver accepts (127.1,
+    2130706433, 0x7f.0.0.1, ::ffff:127.0.0.1); None for names. Parses, never resolves."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            ip = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip

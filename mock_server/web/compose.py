@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from ..domain.rules import RuleBook, spec_rules
 from ..domain.sqlite_store import SqliteStore
 from ..domain.store import MemoryStore, Store
 from ..spec import Spec, load_spec
-from ..urls import split_url
+from ..urls import host_address, port_of, split_url
 from .callbacks import CallbackDispatcher
 from .files import FileStore
 from .journal import Journal
@@ -87,21 +86,6 @@ def open_store(config: Config) -> Store:
 _SELF_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
 
-def _host_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address a numeric host names, in every spelling a resolver accepts (127.1,
-    2130706433, 0x7f.0.0.1, ::ffff:127.0.0.1); None for names. Parses, never resolves."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        try:
-            ip = ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
 def own_address_check(config: Config) -> Callable[[str], bool]:
     """Whether a URL reaches this mock's own listening socket, by any alias of it.
 
@@ -109,24 +93,24 @@ def own_address_check(config: Config) -> Callable[[str], bool]:
     the address it is bound to, the machine's host name, and the public base URL.
     """
     names = set(_SELF_NAMES) | {socket.gethostname().lower()}
-    bound = _host_ip(config.host)
+    bound = host_address(config.host)
     public = split_url(config.base_url)
     public_host = (public.hostname or "").lower()
-    public_port = public.port or (443 if public.scheme == "https" else 80)
+    public_port = port_of(public)
 
     def check(url: str) -> bool:
         parts = split_url(url)
         host = (parts.hostname or "").lower().rstrip(".")
         if not host:
             return False
-        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        port = port_of(parts)
         if host == public_host and port == public_port:
             return True
         if port != config.port:
             return False
         if host in names or host.endswith(".localhost"):
             return True
-        ip = _host_ip(host)
+        ip = host_address(host)
         if ip is None:
             return False
         return ip.is_loopback or ip.is_unspecified or ip == bound
@@ -139,13 +123,13 @@ def resolved_self_check(
 ) -> Callable[[str], Awaitable[bool]]:
     """`by_name`, then, for a URL on the mock's port, what its host name resolves to: a name
     that /etc/hosts or DNS maps onto this machine is the mock too."""
-    bound = _host_ip(config.host)
+    bound = host_address(config.host)
 
     async def check(url: str) -> bool:
         if by_name(url):
             return True
         parts = split_url(url)
-        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        port = port_of(parts)
         if port != config.port or not parts.hostname:
             return False
         try:
@@ -155,7 +139,7 @@ def resolved_self_check(
         except (OSError, UnicodeError):
             return False  # unresolvable: the send fails on its own
         for info in infos:
-            ip = _host_ip(str(info[4][0]))
+            ip = host_address(str(info[4][0]))
             if ip is not None and (ip.is_loopback or ip.is_unspecified or ip == bound):
                 return True
         return False
