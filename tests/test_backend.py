@@ -22,7 +22,7 @@ from mock_server.domain.fixtures import FixtureSet
 from mock_server.domain.ids import IdSource
 from mock_server.domain.models import AccountId, AudioMeta, MetaSource, TaskEvent, TaskStatus
 from mock_server.domain.resolver import MediaResolver
-from mock_server.domain.rules import RuleBook, spec_rules
+from mock_server.domain.rules import RuleBook
 from mock_server.domain.store import MemoryStore
 from mock_server.spec import load_spec
 
@@ -53,7 +53,7 @@ def backend(fetch: Callable[[str, int], Awaitable[bytes]] = _no_fetch) -> LipSyn
         ids=IdSource(3),
         resolver=MediaResolver(fixtures, fetch=fetch, own_files=_no_own_files),
         fixtures=fixtures,
-        rules=RuleBook(spec_rules(spec.document["x-kling-rules"])),
+        rules=RuleBook(spec.rules.values()),
         phases=Phases(1000, 3000),
         voices=spec.voices,
         start=StartState(ClockMode.MANUAL, 1.0, T0, 3),

@@ -281,14 +281,14 @@ class LipSyncBackend:
         audio_meta: AudioMeta | None
         if fc.audio_id:
             audio = self._audio_by_id(account, fc.audio_id)
-            ctx = _replace(ctx, audio=audio)
+            ctx = dataclasses.replace(ctx, audio=audio)
             audio_meta = audio.meta if isinstance(audio, Audio) else audio
         else:
             sound = await self._resolver.sound(fc.sound_file, f"{ctx.field}.sound_file")
-            ctx = _replace(ctx, sound=sound.facts, now_ms=self._clock.now_ms())
+            ctx = dataclasses.replace(ctx, sound=sound.facts, now_ms=self._clock.now_ms())
             audio_meta, data = sound.meta, sound.data
         if generation != self._generation:  # a reset while the media resolved: look again
-            ctx = _replace(
+            ctx = dataclasses.replace(
                 ctx,
                 session=self._store.get_session(account, SessionId(inp.session_id)),
                 external_task_taken=self._external_id_taken(account, inp.external_task_id),
@@ -337,7 +337,7 @@ class LipSyncBackend:
         try:
             self._store.insert_task(task)
         except DuplicateExternalId:  # a concurrent create took it between check and insert
-            self._rules.check(op, Stage.REQUEST, _replace(ctx, external_task_taken=True))
+            self._rules.check(op, Stage.REQUEST, dataclasses.replace(ctx, external_task_taken=True))
             raise
         self._tasks_kept += 1
         self._emit(TaskEvent(task, None))
@@ -576,7 +576,3 @@ class LipSyncBackend:
     def _emit(self, event: TaskEvent) -> None:
         for listener in self._listeners:
             listener(event)
-
-
-def _replace(ctx: CreateContext, **changes: Any) -> CreateContext:
-    return dataclasses.replace(ctx, **changes)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from ..urls import split_url
 from .errors import INVALID_PARAMETER, ApiError
@@ -483,9 +483,20 @@ REGISTRY: Final[dict[str, DomainRule]] = {
 }
 
 
+class RuleEntry(Protocol):
+    """What the book needs of an x-kling-rules entry (`mock_server.spec.Rule` is one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def check(self) -> str: ...
+    @property
+    def code(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SpecRule:
-    """What the book needs of an x-kling-rules entry."""
+    """A RuleEntry of its own, for tables that do not come from the spec (tests)."""
 
     id: str
     check: str
@@ -496,7 +507,7 @@ class RuleBook:
     """The domain rules in the spec's order, with the spec's codes."""
 
     def __init__(
-        self, spec_rules: Sequence[SpecRule], registry: Mapping[str, DomainRule] = REGISTRY
+        self, spec_rules: Iterable[RuleEntry], registry: Mapping[str, DomainRule] = REGISTRY
     ) -> None:
         domain = [r for r in spec_rules if r.check == "domain"]
         missing = sorted({r.id for r in domain} - set(registry))
@@ -534,8 +545,3 @@ class RuleBook:
 
     def ids(self, operation: str | None = None) -> list[str]:
         return [rid for rid in self._order if operation in (None, self._registry[rid].operation)]
-
-
-def spec_rules(entries: Iterable[Mapping[str, Any]]) -> list[SpecRule]:
-    """SpecRules from x-kling-rules entries (the document's own dicts)."""
-    return [SpecRule(str(e["id"]), str(e["check"]), int(e["code"])) for e in entries]

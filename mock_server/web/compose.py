@@ -19,7 +19,7 @@ from ..domain.faults import FaultRegistry
 from ..domain.fixtures import FixtureSet
 from ..domain.ids import IdSource
 from ..domain.resolver import FetchError, FetchTooLarge, MediaResolver
-from ..domain.rules import RuleBook, spec_rules
+from ..domain.rules import RuleBook
 from ..domain.sqlite_store import SqliteStore
 from ..domain.store import MemoryStore, Store
 from ..spec import Spec, load_spec
@@ -191,7 +191,7 @@ def build_mock(config: Config, store: Store | None = None, spec: Spec | None = N
         ids=IdSource(config.seed),
         resolver=resolver,
         fixtures=fixtures,
-        rules=RuleBook(spec_rules(spec.document["x-kling-rules"])),
+        rules=RuleBook(spec.rules.values()),
         phases=Phases(
             int(config.submit_delay_s * 1000),
             int(config.processing_delay_s * 1000),
