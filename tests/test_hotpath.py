@@ -189,3 +189,48 @@ def test_to_doc_matches_the_generic_walk_and_is_cheaper() -> None:
     )
     print(f"to_doc(JournalEntry): {fast:.1f} us, generic walk {slow:.1f} us")
     assert fast < slow
+
+
+def test_codec_dumps_is_the_document_to_doc_gives_and_reads_back() -> None:
+    """orjson encodes the records itself; the JSON it writes is the same document."""
+    task = make_task("900000000000000005", TaskStatus.SUCCEED)
+    entry = JournalEntry(
+        seq=1, wall_ms=2, clock_ms=3, method="POST", path="/caf\u00e9", query="q=\u0663",
+        operation="op", account="a", auth="jwt", token_lifetime_s=1800,
+        body={"face_choose": [{"face_id": "0", "n": 1.5e16, "t": True}], "none": None},
+        http_status=200, code=0, request_id="r", latency_ms=0.25,
+    )  # fmt: skip
+    for value in (entry, task, [task, (1, "x")], {"k": TaskStatus.SUCCEED}):
+        text = codec.dumps(value)
+        assert json.loads(text) == json.loads(json.dumps(codec.to_doc(value)))
+    assert codec.loads(JournalEntry, codec.dumps(entry)) == entry
+    assert codec.loads(Task, codec.dumps(task)) == task
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"s": "lone \ud800 surrogate"}, {"n": 2**70}, {"n": -(2**64)}],
+    ids=["lone-surrogate", "int-past-64-bits", "negative-past-64-bits"],
+)
+def test_codec_dumps_takes_the_old_way_for_what_orjson_refuses(body: dict[str, Any]) -> None:
+    entry = JournalEntry(
+        seq=1, wall_ms=2, clock_ms=3, method="GET", path="/p", query="", operation=None,
+        account=None, auth=None, token_lifetime_s=None, body=body, http_status=200, code=0,
+        request_id="r", latency_ms=0.0,
+    )  # fmt: skip
+    text = codec.dumps(entry)
+    assert text.isascii()  # json.dumps' escapes
+    assert codec.loads(JournalEntry, text) == entry
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**63])
+def test_request_ids_are_the_uuid4_strings_of_the_seeded_bits(seed: int) -> None:
+    import random
+    import uuid
+
+    from mock_server.domain.ids import IdSource
+
+    ids, bits = IdSource(seed), random.Random(seed)
+    for _ in range(5000):
+        want = str(uuid.UUID(int=bits.getrandbits(128), version=4))
+        assert ids.request_id() == want

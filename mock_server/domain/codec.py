@@ -11,6 +11,8 @@ import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import orjson
+
 T = TypeVar("T")
 
 
@@ -83,8 +85,16 @@ def from_doc(cls: type[T], doc: dict[str, Any]) -> T:
 
 
 def dumps(value: object) -> str:
-    # ASCII escapes: any str (lone surrogates included) stores and reads back unchanged.
-    return json.dumps(to_doc(value), separators=(",", ":"))
+    """Compact JSON text of `value` (what `to_doc` makes of it), read back by `loads`.
+
+    orjson encodes dataclasses, enums and tuples itself, in one C call (a journal entry: ~1 us
+    against ~10 us for to_doc + json.dumps). What it refuses, a str holding a lone surrogate or
+    an int past 64 bits, goes the old way, whose ASCII escapes store any str unchanged.
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(to_doc(value), separators=(",", ":"))
 
 
 def loads(cls: type[T], text: str) -> T:

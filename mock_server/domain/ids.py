@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Callable
+
+
+# What uuid.UUID(version=4) does to the 128 random bits: variant RFC 4122, version 4.
+_V4_KEEP = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
+_V4_SET = (0x8000 << 48) | (4 << 76)
 
 
 class IdSource:
@@ -28,7 +32,11 @@ class IdSource:
         return candidate
 
     def request_id(self) -> str:
-        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        """`str(uuid.UUID(int=getrandbits(128), version=4))`, formatted without the UUID object
+        (a third of the cost: this runs once per request)."""
+        n = (self._rng.getrandbits(128) & _V4_KEEP) | _V4_SET
+        h = f"{n:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def reseed(self, seed: int | None) -> None:
         self._rng.seed(seed)

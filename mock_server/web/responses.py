@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from starlette.responses import Response
 
 from ..domain.errors import INTERNAL, ApiError
@@ -15,7 +17,13 @@ _JSON = b"application/json"
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON: the document json.dumps(ensure_ascii=False) writes (byte for byte
+    but for exponents: 1e-7, not 1e-07), ~5x faster. What orjson refuses (an int past 64
+    bits, a key that is no str) goes through json.dumps."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _task_bytes(doc: Any) -> bytes | None:
