@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-
 # What uuid.UUID(version=4) does to the 128 random bits: variant RFC 4122, version 4.
 _V4_KEEP = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
 _V4_SET = (0x8000 << 48) | (4 << 76)

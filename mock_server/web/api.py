@@ -16,16 +16,11 @@ from ..domain.errors import NOT_FOUND, ApiError
 from . import responses, serialize
 from .compose import Mock
 from .files import MEDIA_TYPES, face_png, usable_range
-from .pipeline import Call, endpoint
-
-
-def _mock(call: Call) -> Mock:
-    mock: Mock = call.request.app.state.mock
-    return mock
+from .pipeline import Call, Endpoint
 
 
 async def identify_face(call: Call) -> tuple[Any, dict[str, str] | None]:
-    mock = _mock(call)
+    mock = call.mock
     inp = serialize.identify_face_input(call.body)
     session = await mock.backend.identify_face(call.principal.account, inp)
     data = serialize.session(session, mock.base_url)
@@ -33,7 +28,7 @@ async def identify_face(call: Call) -> tuple[Any, dict[str, str] | None]:
 
 
 async def create_lip_sync_task(call: Call) -> tuple[Any, dict[str, str] | None]:
-    mock = _mock(call)
+    mock = call.mock
     task = await mock.backend.create_lip_sync_task(
         call.principal.account, serialize.create_task_input(call.body)
     )
@@ -41,7 +36,7 @@ async def create_lip_sync_task(call: Call) -> tuple[Any, dict[str, str] | None]:
 
 
 async def get_lip_sync_task(call: Call) -> tuple[Any, dict[str, str] | None]:
-    mock = _mock(call)
+    mock = call.mock
     task = mock.backend.get_lip_sync_task(call.principal.account, call.request.path_params["id"])
     return serialize.task(task, mock.base_url), None
 
@@ -61,7 +56,7 @@ def _page_param(mock: Mock, request: Request, name: str, default: int) -> int:
 
 
 async def list_lip_sync_tasks(call: Call) -> tuple[Any, dict[str, str] | None]:
-    mock = _mock(call)
+    mock = call.mock
     page_num = _page_param(mock, call.request, "pageNum", 1)
     page_size = _page_param(mock, call.request, "pageSize", 30)
     external_id = call.request.query_params.get("external_task_id", "")
@@ -72,7 +67,7 @@ async def list_lip_sync_tasks(call: Call) -> tuple[Any, dict[str, str] | None]:
 
 
 async def create_tts(call: Call) -> tuple[Any, dict[str, str] | None]:
-    mock = _mock(call)
+    mock = call.mock
     audio = mock.backend.create_tts(call.principal.account, serialize.tts_input(call.body))
     return serialize.tts(audio, mock.base_url), None
 
@@ -115,29 +110,31 @@ async def openapi_json(request: Request) -> Response:
     return Response(mock.spec.json_text, media_type="application/json")
 
 
-def api_routes() -> list[Route]:
+def api_routes(mock: Mock) -> list[Route]:
     return [
         Route(
             "/v1/videos/identify-face",
-            endpoint("identifyFace", identify_face, "IdentifyFaceRequest"),
+            Endpoint(mock, "identifyFace", identify_face, "IdentifyFaceRequest"),
             methods=["POST"],
         ),
         Route(
             "/v1/videos/advanced-lip-sync",
-            endpoint("createLipSyncTask", create_lip_sync_task, "CreateTaskRequest"),
+            Endpoint(mock, "createLipSyncTask", create_lip_sync_task, "CreateTaskRequest"),
             methods=["POST"],
         ),
         Route(
             "/v1/videos/advanced-lip-sync",
-            endpoint("listLipSyncTasks", list_lip_sync_tasks),
+            Endpoint(mock, "listLipSyncTasks", list_lip_sync_tasks),
             methods=["GET"],
         ),
         Route(
             "/v1/videos/advanced-lip-sync/{id}",
-            endpoint("getLipSyncTask", get_lip_sync_task),
+            Endpoint(mock, "getLipSyncTask", get_lip_sync_task),
             methods=["GET"],
         ),
-        Route("/v1/audio/tts", endpoint("createTts", create_tts, "TtsRequest"), methods=["POST"]),
+        Route(
+            "/v1/audio/tts", Endpoint(mock, "createTts", create_tts, "TtsRequest"), methods=["POST"]
+        ),
         Route("/files/{kind}/{name}", serve_file, methods=["GET"]),
         Route("/openapi.yaml", openapi_yaml, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),

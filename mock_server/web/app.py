@@ -20,6 +20,7 @@ from . import responses
 from .admin import admin_routes
 from .api import api_routes
 from .compose import Mock, build_mock, open_store
+from .front import ApiFront
 from .guard import AdminTokenGuard
 from .pipeline import answered
 from .ui import ui_routes
@@ -83,7 +84,8 @@ async def _ticker(mock: Mock) -> None:
         await asyncio.sleep(min(max(0.25 if wait is None else wait, 0.005), 0.25))
 
 
-def create_app(config: Config | None = None, mock: Mock | None = None) -> Starlette:
+def create_app(config: Config | None = None, mock: Mock | None = None) -> ApiFront | Starlette:
+    """The mock's ASGI app (the front over Starlette); with `proxy_to`, the proxy's."""
     config = config or Config()
     if config.proxy_to:
         from ..proxy.app import create_proxy_app
@@ -106,8 +108,9 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> Starle
             mock.files.close()
             mock.backend.close()
 
+    api = api_routes(mock)
     app = Starlette(
-        routes=[*api_routes(), *admin_routes(), *ui_routes()],
+        routes=[*api, *admin_routes(), *ui_routes()],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
@@ -121,10 +124,7 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> Starle
             config.replay_file, mock.spec, mock.backend.now_ms, mock.auth.authenticate
         )
         app.router.routes[0:0] = replay_routes(replay)
+        api = []  # the recording answers every /v1/ request: Starlette routes them to it
     if config.admin_token:
         app.add_middleware(AdminTokenGuard, token=config.admin_token)
-    if mock.api_latency is not None:
-        from .latency import ApiLatency
-
-        app.add_middleware(ApiLatency, draw=mock.api_latency)
-    return app
+    return ApiFront(app, api, latency=mock.api_latency)

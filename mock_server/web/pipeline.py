@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from ..auth import Principal
 from ..domain.errors import INTERNAL, INVALID_REQUEST, ApiError
@@ -31,6 +32,7 @@ Handler = Callable[["Call"], Awaitable[tuple[Any, dict[str, str] | None]]]
 class Call:
     """One API request as the handlers see it."""
 
+    mock: Mock
     request: Request
     principal: Principal
     body: dict[str, Any]
@@ -142,9 +144,35 @@ def header(request: Request, name: bytes) -> str | None:
     return None
 
 
-def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None) -> Any:
-    async def run(request: Request) -> Response:
-        mock: Mock = request.scope["app"].state.mock
+class Endpoint:
+    """One API operation as a pure ASGI app: auth, faults, body, schema, the handler, the
+    envelope sent, the journal. Starlette routes to it (HEAD, and with `--replay` in front),
+    and the front (web/front.py) calls it straight for GET and POST."""
+
+    __slots__ = ("__name__", "body_schema", "handler", "mock", "operation_id")
+
+    def __init__(
+        self, mock: Mock, operation_id: str, handler: Handler, body_schema: str | None = None
+    ) -> None:
+        self.mock = mock
+        self.operation_id = operation_id
+        self.handler = handler
+        self.body_schema = body_schema
+        self.__name__ = operation_id
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.answer(Request(scope, receive))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": response.raw_headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+    async def answer(self, request: Request) -> Response:
+        mock, operation_id, body_schema = self.mock, self.operation_id, self.body_schema
         started = time.perf_counter()
         request_id = mock.backend.request_id()
         path = url_path(request)
@@ -162,7 +190,9 @@ def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None
                     request, mock.config.max_body_bytes, timeout_s=mock.config.body_timeout_s
                 )
                 mock.spec.validate_body(operation_id, body_schema, body)
-            data, headers = await handler(Call(request, principal, body or {}, request_id))
+            data, headers = await self.handler(
+                Call(mock, request, principal, body or {}, request_id)
+            )
             if operation_id == "getLipSyncTask" and isinstance(data, dict):
                 answered_status = data.get("task_status")
             response = responses.success(request_id, data, headers)
@@ -188,9 +218,6 @@ def endpoint(operation_id: str, handler: Handler, body_schema: str | None = None
             answered_status,
         )
         return response
-
-    run.__name__ = operation_id
-    return run
 
 
 def answered(

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-
 from starlette.responses import Response
 
 from ..domain.errors import INTERNAL, ApiError
