@@ -173,13 +173,13 @@ def blob_key(data: bytes) -> BlobKey:
 
 
 R = TypeVar("R")
-_GONE: tuple[int, tuple[Any, ...], str] = (0, (), "")
+_GONE: tuple[int, tuple[Any, ...], str, int] = (0, (), "", 0)
 
 
 class BoundedLog(Generic[R]):
     """Records kept as compact JSON under a byte budget and a count limit, oldest evicted.
 
-    A row is (order key, the fields queries filter on, the JSON text); a read finds its start
+    A row is (order key, the fields queries filter on, the JSON text, its cost); a read finds its start
     by bisection and decodes only the rows it returns, so it costs O(limit) when the filters
     match. The newest record is kept even alone over the budget (a record is bounded anyway).
     """
@@ -191,7 +191,7 @@ class BoundedLog(Generic[R]):
         self.clear()
 
     def clear(self) -> None:
-        self._rows: list[tuple[int, tuple[Any, ...], str]] = []
+        self._rows: list[tuple[int, tuple[Any, ...], str, int]] = []
         self._head = 0
         self.bytes = 0
 
@@ -200,17 +200,17 @@ class BoundedLog(Generic[R]):
 
     @staticmethod
     def cost(fields: tuple[Any, ...], doc: str) -> int:
-        return ENTRY_OVERHEAD + len(doc) + sum(len(f) for f in fields if isinstance(f, str))
+        return ENTRY_OVERHEAD + len(doc) + sum([len(f) for f in fields if type(f) is str])
 
     def add(self, key: int, fields: tuple[Any, ...], record: R) -> None:
         doc = dumps(record)
-        self._rows.append((key, fields, doc))
-        self.bytes += self.cost(fields, doc)
+        cost = self.cost(fields, doc)
+        self._rows.append((key, fields, doc, cost))
+        self.bytes += cost
         while len(self) > 1 and (self.bytes > self._budget or len(self) > self._limit):
-            _, old_fields, old = self._rows[self._head]
+            self.bytes -= self._rows[self._head][3]
             self._rows[self._head] = _GONE
             self._head += 1
-            self.bytes -= self.cost(old_fields, old)
         if self._head > 1024 and self._head * 2 > len(self._rows):
             del self._rows[: self._head]
             self._head = 0
@@ -221,7 +221,7 @@ class BoundedLog(Generic[R]):
     def last(self, count: int) -> list[R]:
         """The newest `count` records, oldest first."""
         start = max(self._head, len(self._rows) - count)
-        return [loads(self._cls, doc) for _, _, doc in self._rows[start:]]
+        return [loads(self._cls, row[2]) for row in self._rows[start:]]
 
     def select(
         self, after: int, match: Callable[[tuple[Any, ...]], bool], limit: int | None
@@ -231,7 +231,7 @@ class BoundedLog(Generic[R]):
         for i in range(start, len(self._rows)):
             if limit is not None and len(out) >= limit:
                 break
-            _, fields, doc = self._rows[i]
+            _, fields, doc, _ = self._rows[i]
             if match(fields):
                 out.append(loads(self._cls, doc))
         return out

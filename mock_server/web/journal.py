@@ -99,6 +99,8 @@ def _scalar(value: Any) -> Any:
 
 def summarise(value: Any) -> Any:
     """The bounded summary of a parsed JSON body (see the module's docstring)."""
+    if value is None:  # no body was read (every GET)
+        return None
     budget = [MAX_NODES]
 
     def walk(item: Any, depth: int) -> Any:
