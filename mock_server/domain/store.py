@@ -181,7 +181,8 @@ class BoundedLog(Generic[R]):
 
     A row is (order key, the fields queries filter on, the JSON text, its cost); a read finds
     its start by bisection and decodes only the rows it returns, so it costs O(limit) when the
-    filters match. The newest record is kept even alone over the budget (a record is bounded anyway).
+    filters match. The newest record is kept even alone over the budget (a record is bounded
+    anyway).
     """
 
     def __init__(self, cls: type[R], budget_bytes: int, limit: int) -> None:
