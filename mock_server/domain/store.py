@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, Protocol, TypedDict, TypeVar
 
 from .clock import ClockState
-from .codec import dumps, loads
+from .codec import dump_bytes, loads
 from .errors import INVALID_PARAMETER, ApiError
 from .models import (
     EVERY_ENTRY,
@@ -173,13 +173,13 @@ def blob_key(data: bytes) -> BlobKey:
 
 
 R = TypeVar("R")
-_GONE: tuple[int, tuple[Any, ...], str, int] = (0, (), "", 0)
+_GONE: tuple[int, tuple[Any, ...], bytes, int] = (0, (), b"", 0)
 
 
 class BoundedLog(Generic[R]):
     """Records kept as compact JSON under a byte budget and a count limit, oldest evicted.
 
-    A row is (order key, the fields queries filter on, the JSON text, its cost); a read finds
+    A row is (order key, the fields queries filter on, the JSON bytes, its cost); a read finds
     its start by bisection and decodes only the rows it returns, so it costs O(limit) when the
     filters match. The newest record is kept even alone over the budget (a record is bounded
     anyway).
@@ -192,7 +192,7 @@ class BoundedLog(Generic[R]):
         self.clear()
 
     def clear(self) -> None:
-        self._rows: list[tuple[int, tuple[Any, ...], str, int]] = []
+        self._rows: list[tuple[int, tuple[Any, ...], bytes, int]] = []
         self._head = 0
         self.bytes = 0
 
@@ -200,11 +200,11 @@ class BoundedLog(Generic[R]):
         return len(self._rows) - self._head
 
     @staticmethod
-    def cost(fields: tuple[Any, ...], doc: str) -> int:
+    def cost(fields: tuple[Any, ...], doc: str | bytes) -> int:
         return ENTRY_OVERHEAD + len(doc) + sum([len(f) for f in fields if type(f) is str])
 
     def add(self, key: int, fields: tuple[Any, ...], record: R) -> None:
-        doc = dumps(record)
+        doc = dump_bytes(record)  # UTF-8: its length is the memory it holds
         cost = self.cost(fields, doc)
         self._rows.append((key, fields, doc, cost))
         self.bytes += cost
