@@ -1,7 +1,9 @@
-"""The media resolver's pure helpers: base64 decoding and URL recognition."""
+"""The media resolver: what it remembers of derived URLs is what a fresh resolution gives, and
+bounded; its pure helpers (base64 decoding, URL recognition)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import string
@@ -10,11 +12,43 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mock_server import media
-from mock_server.domain.resolver import NOT_BASE64, decode_base64
+from mock_server.domain.fixtures import FixtureSet
+from mock_server.domain.models import MetaSource, VideoMeta
+from mock_server.domain.resolver import (
+    NOT_BASE64,
+    MediaResolver,
+    Recent,
+    decode_base64,
+)
 from mock_server.domain.rules import MAX_SOUND_BYTES, MediaFacts
 from mock_server.urls import is_url, split_url
 
+SOUND_FIELD = "face_choose[0].sound_file"
+VIDEO = "https://example.com/videos/speaker.mp4"
+SOUND = "https://example.com/audio/speech.mp3"
 AUDIO = media.make_audio(media.MediaFormat.MP3, 3000)
+
+
+class Counting:
+    """A fetcher and an own-files hook that count their calls; own files can be added."""
+
+    def __init__(self) -> None:
+        self.fetched: list[str] = []
+        self.own_asked: list[str] = []
+        self.own: dict[str, bytes] = {}
+
+    async def fetch(self, url: str, limit: int) -> bytes:
+        self.fetched.append(url)
+        return media.make_audio(media.MediaFormat.MP3, 3000)
+
+    async def own_files(self, url: str) -> bytes | None:
+        self.own_asked.append(url)
+        return self.own.get(url)
+
+
+def make_resolver(hooks: Counting | None = None) -> MediaResolver:
+    hooks = hooks or Counting()
+    return MediaResolver(FixtureSet(), fetch=hooks.fetch, own_files=hooks.own_files)
 
 
 def _old_decode_base64(value: str) -> bytes | str:
@@ -40,6 +74,37 @@ def _outcome(result: bytes | MediaFacts) -> bytes | str:
         return "over"
     assert result.not_a_source is not None
     return "data" if result.not_a_source.endswith("prefix of a data: URI") else result.not_a_source
+
+
+class TestRecent:
+    def test_it_keeps_the_most_recently_used_within_its_entry_count(self) -> None:
+        """Past its entry count the least recently used entry goes; a get counts as a use."""
+        recent: Recent[str, int] = Recent(entries=2, budget=100)
+        recent.put("a", 1, 1)
+        recent.put("b", 2, 1)
+        assert recent.get("a") == 1
+        recent.put("c", 3, 1)
+        assert (recent.get("a"), recent.get("b"), recent.get("c")) == (1, None, 3)
+        assert len(recent) == 2
+
+    def test_it_stays_within_its_budget_and_skips_entries_over_a_quarter(self) -> None:
+        """The costs kept never pass the budget; an entry costing over a quarter of it is not
+        kept at all (it would evict everything else)."""
+        recent: Recent[int, int] = Recent(entries=100, budget=100)
+        recent.put(0, 0, 26)
+        assert recent.get(0) is None and recent.used == 0
+        for i in range(20):
+            recent.put(i, i, 25)
+            assert recent.used <= 100
+        print(f"kept {len(recent)} entries costing {recent.used} of a budget of 100")
+        assert len(recent) == 4 and recent.get(19) == 19 and recent.get(15) is None
+
+    def test_putting_a_key_again_replaces_its_cost(self) -> None:
+        """A key put twice is counted once, at its newest cost."""
+        recent: Recent[str, int] = Recent(entries=10, budget=100)
+        recent.put("a", 1, 20)
+        recent.put("a", 2, 5)
+        assert (recent.get("a"), recent.used, len(recent)) == (2, 5, 1)
 
 
 _B64_CHARS = string.ascii_letters + string.digits + "+/="
@@ -78,3 +143,57 @@ class TestIsUrl:
     def test_it_is_what_the_split_scheme_says(self, value: str) -> None:
         """The no-colon shortcut answers what splitting the value would."""
         assert is_url(value) == (split_url(value).scheme.lower() in ("http", "https", "file"))
+
+
+class TestDerivedMemory:
+    def test_a_derived_video_is_remembered_and_own_files_still_asked(self) -> None:
+        """The second identify of one URL gets the same facts without deriving again; our own
+        files are still asked each time (a result may appear at that URL later)."""
+        hooks = Counting()
+        r = make_resolver(hooks)
+        first = asyncio.run(r.video_from_url(VIDEO))
+        again = asyncio.run(r.video_from_url(VIDEO))
+        assert again is first and first.meta is not None
+        assert hooks.own_asked == [VIDEO, VIDEO]
+
+    def test_an_own_file_appearing_at_a_derived_url_is_read(self) -> None:
+        """Once the URL serves one of our own files, its real bytes are probed (read once)."""
+        hooks = Counting()
+        r = make_resolver(hooks)
+        derived = asyncio.run(r.sound(SOUND, SOUND_FIELD))
+        assert not derived.facts.read
+        hooks.own[SOUND] = media.make_audio(media.MediaFormat.MP3, 4000)
+        read = asyncio.run(r.sound(SOUND, SOUND_FIELD))
+        assert read.facts.read and read.facts.duration_ms is not None
+        assert 3900 <= read.facts.duration_ms <= 4100
+        assert hooks.own_asked == [SOUND, SOUND]  # each request read it once
+
+    def test_a_derived_sound_is_the_fresh_derivation(self) -> None:
+        """A remembered derivation equals what a resolver that never saw the URL derives."""
+        r = make_resolver()
+        asyncio.run(r.sound(SOUND, SOUND_FIELD))
+        remembered = asyncio.run(r.sound(SOUND, SOUND_FIELD))
+        fresh = asyncio.run(make_resolver().sound(SOUND, SOUND_FIELD))
+        assert remembered.facts == fresh.facts and remembered.meta == fresh.meta
+
+    def test_loopback_urls_are_fetched_every_time(self) -> None:
+        """Only derivations are remembered: a loopback URL is read on every request."""
+        hooks = Counting()
+        r = make_resolver(hooks)
+        url = "http://127.0.0.1:9/speech.mp3"
+        asyncio.run(r.sound(url, SOUND_FIELD))
+        asyncio.run(r.sound(url, SOUND_FIELD))
+        assert hooks.fetched == [url, url]
+
+    def test_a_fixture_registered_later_wins(self) -> None:
+        """Fixtures are looked up before the memory: registering one changes the answer."""
+        fixtures = FixtureSet()
+        hooks = Counting()
+        r = MediaResolver(fixtures, fetch=hooks.fetch, own_files=hooks.own_files)
+        derived = asyncio.run(r.video_from_url(VIDEO))
+        assert derived.meta is not None
+        fixtures.videos_by_url[VIDEO] = VideoMeta(
+            7000, 1920, 1080, 1, "mp4", derived.meta.faces, MetaSource.FIXTURE
+        )
+        now = asyncio.run(r.video_from_url(VIDEO))
+        assert now.facts.duration_ms == 7000
