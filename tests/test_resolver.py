@@ -1,5 +1,5 @@
-"""The media resolver: what it remembers of derived URLs is what a fresh resolution gives, and
-bounded; its pure helpers (base64 decoding, URL recognition)."""
+"""The media resolver's memory: derived URLs and decoded base64 are remembered exactly, and
+boundedly, and a remembered answer is the one a fresh resolution gives."""
 
 from __future__ import annotations
 
@@ -7,14 +7,20 @@ import asyncio
 import base64
 import binascii
 import string
+import time
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mock_server import media
+from mock_server.domain import resolver as resolver_module
 from mock_server.domain.fixtures import FixtureSet
 from mock_server.domain.models import MetaSource, VideoMeta
 from mock_server.domain.resolver import (
+    BASE64_CACHE_BYTES,
+    BASE64_CACHE_ENTRIES,
+    BASE64_KEY_CHARS,
     NOT_BASE64,
     MediaResolver,
     Recent,
@@ -105,6 +111,117 @@ class TestRecent:
         recent.put("a", 1, 20)
         recent.put("a", 2, 5)
         assert (recent.get("a"), recent.used, len(recent)) == (2, 5, 1)
+
+
+class TestBase64Memory:
+    audio = AUDIO
+    payload = base64.b64encode(AUDIO).decode()
+
+    def _flip_middle(self, value: str) -> str:
+        middle = len(value) // 2
+        other = "A" if value[middle] != "A" else "B"
+        return value[:middle] + other + value[middle + 1 :]
+
+    def test_the_same_string_is_answered_from_memory(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A payload sent again (a new but equal string) gets the facts of the first time,
+        without being decoded again."""
+        r = make_resolver()
+        first = asyncio.run(r.sound(self.payload, SOUND_FIELD))
+        assert first.meta is not None and first.data == self.audio
+        decodes: list[str] = []
+        original = resolver_module.decode_base64
+
+        def counting(value: str) -> bytes | MediaFacts:
+            decodes.append(value)
+            return original(value)
+
+        monkeypatch.setattr(resolver_module, "decode_base64", counting)
+        again = asyncio.run(r.sound("".join(list(self.payload)), SOUND_FIELD))
+        assert again is first and decodes == []
+
+    def test_a_string_differing_in_one_middle_character_misses(self) -> None:
+        """Same length, head and tail (the key), one character changed in the middle: it is
+        decoded afresh and answered with its own bytes, never the remembered ones."""
+        r = make_resolver()
+        first = asyncio.run(r.sound(self.payload, SOUND_FIELD))
+        changed = self._flip_middle(self.payload)
+        k = BASE64_KEY_CHARS
+        assert (len(changed), changed[:k], changed[-k:]) == (
+            len(self.payload),
+            self.payload[:k],
+            self.payload[-k:],
+        )
+        other = asyncio.run(r.sound(changed, SOUND_FIELD))
+        assert other is not first
+        assert other.data == base64.b64decode(changed) != first.data
+        back = asyncio.run(r.sound(self.payload, SOUND_FIELD))
+        assert back.data == self.audio and back.facts == first.facts
+
+    def test_another_field_is_another_entry(self) -> None:
+        """The facts name their field: the same payload under another field is not mixed up."""
+        r = make_resolver()
+        a = asyncio.run(r.sound(self.payload, SOUND_FIELD))
+        b = asyncio.run(r.sound(self.payload, "face_choose[1].sound_file"))
+        assert (a.facts.field, b.facts.field) == (SOUND_FIELD, "face_choose[1].sound_file")
+
+    def test_memory_is_bounded_in_entries(self) -> None:
+        """Many distinct small payloads: at most the entry count is kept."""
+        r = make_resolver()
+        for i in range(BASE64_CACHE_ENTRIES + 16):
+            # Distinct bytes after the audio: each is its own payload (and its own probe).
+            payload = base64.b64encode(self.audio + i.to_bytes(4, "big")).decode()
+            asyncio.run(r.sound(payload, SOUND_FIELD))
+        print(f"base64 memory: {len(r._decoded)} entries of at most {BASE64_CACHE_ENTRIES}")
+        assert len(r._decoded) == BASE64_CACHE_ENTRIES
+
+    def test_memory_is_bounded_in_bytes(self) -> None:
+        """Distinct 1.5 MB payloads: what is kept (base64 text and decoded bytes) stays within
+        the byte budget."""
+        r = make_resolver()
+        for i in range(12):
+            payload = base64.b64encode(self.audio + bytes(1024 * 1024) + bytes([i])).decode()
+            asyncio.run(r.sound(payload, SOUND_FIELD))
+            assert r._decoded.used <= BASE64_CACHE_BYTES
+        used = r._decoded.used
+        print(f"base64 memory: {len(r._decoded)} entries, {used} bytes of {BASE64_CACHE_BYTES}")
+        assert 0 < len(r._decoded) < 12
+
+    def test_a_hit_is_cheaper_than_a_decode(self) -> None:
+        """A 1 MB payload sent again costs a comparison, not a decode and a hash: measured."""
+        big = base64.b64encode(self.audio + bytes(1024 * 1024)).decode()
+        r = make_resolver()
+
+        async def timed(value: str) -> float:
+            t0 = time.perf_counter()
+            await r.sound(value, SOUND_FIELD)
+            return time.perf_counter() - t0
+
+        async def main() -> tuple[float, float]:
+            await timed(big)  # the probe's own memory now knows these bytes
+            r._decoded.clear()
+            miss = await timed("".join(list(big)))  # decoded and hashed, not probed
+            hit = await timed("".join(list(big)))
+            return miss, hit
+
+        miss, hit = asyncio.run(main())
+        print(f"1 MB base64 sent again: decoded {miss * 1e3:.2f} ms, remembered {hit * 1e3:.3f} ms")
+        assert hit * 5 < miss
+
+    def test_a_reset_forgets_it(self) -> None:
+        """clear() (the control API's reset) forgets the decoded payloads."""
+        r = make_resolver()
+        first = asyncio.run(r.sound(self.payload, SOUND_FIELD))
+        r.clear()
+        again = asyncio.run(r.sound(self.payload, SOUND_FIELD))
+        assert again is not first and again.facts == first.facts and len(r._decoded) == 1
+
+    def test_refusals_are_not_remembered(self) -> None:
+        """A payload that is not base64 is refused each time, with the same message."""
+        r = make_resolver()
+        first = asyncio.run(r.sound("not base64!", SOUND_FIELD))
+        again = asyncio.run(r.sound("not base64!", SOUND_FIELD))
+        assert first.facts.not_a_source is not None and first.facts == again.facts
+        assert len(r._decoded) == 0
 
 
 _B64_CHARS = string.ascii_letters + string.digits + "+/="
