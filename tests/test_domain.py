@@ -310,6 +310,22 @@ class TestRuleBook:
                 ctx, now_ms=now, audio=a, sound=s
             )
 
+    @pytest.mark.parametrize(
+        ("width", "height"),
+        [(1280, 720), (720, 1280), (1920, 1080), (512, 720), (511, 720), (2160, 1080),
+         (2161, 1080), (1000, 1000), (720, 720), (1080, 2160), (600, 600), (0, 0)],
+    )  # fmt: skip
+    def test_video_resolution_is_720p_or_1080p_within_the_sides(
+        self, width: int, height: int
+    ) -> None:
+        """A side of 720 or 1080, both sides within [512, 2160]: the documented rule."""
+        from mock_server.domain.rules import IdentifyContext, MediaFacts, video_resolution
+
+        facts = MediaFacts("video_url", "u", width=width, height=height)
+        kept = video_resolution(IdentifyContext("", "u", 0, facts)) is None
+        sides = (width, height)
+        assert kept == (all(512 <= s <= 2160 for s in sides) and bool({720, 1080} & set(sides)))
+
 
 class TestClock:
     @pytest.mark.parametrize("speed", [0, -1, 1e308, float("inf"), float("nan"), True, "fast"])

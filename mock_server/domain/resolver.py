@@ -361,13 +361,14 @@ class MediaResolver:
         fixture = by_url.get(value) if by_url else None  # a long base64 string is not hashed
         if fixture is not None:
             return ResolvedSound(audio_facts(fixture, field, value), fixture, None)
+        # Only a URL was remembered; without a colon it is none (and base64 is not hashed).
+        derived = self._derived_sounds.get((field, value)) if ":" in value else None
+        if derived is not None:
+            own = await self._own_files(value)
+            if own is None:
+                return derived
+            return await self._probe_sound(own, field, value, _extension(value))
         if is_url(value):
-            derived = self._derived_sounds.get((field, value))
-            if derived is not None:
-                own = await self._own_files(value)
-                if own is None:
-                    return derived
-                return await self._probe_sound(own, field, value, _extension(value))
             declared = _extension(value)
             read = await self._read(value, MAX_SOUND_BYTES)
             if read.data is None:
