@@ -18,6 +18,8 @@ def split_url(url: str) -> SplitResult:
 
 
 def is_url(value: str) -> bool:
+    if ":" not in value:  # no scheme: skips splitting (and hashing) a long base64 payload
+        return False
     return split_url(value).scheme.lower() in ("http", "https", "file")
 
 

@@ -288,6 +288,44 @@ class TestRuleBook:
         assert (caught.value.rule, caught.value.code) == ("b", 1203)
         book.check("op", Stage.MEDIA, object())  # nothing registered there: nothing raised
 
+    def test_the_media_stage_context_is_the_request_one_with_its_media(self) -> None:
+        """CreateContext.with_media is dataclasses.replace spelt out: every field carried over."""
+        from mock_server.domain.models import Audio, AudioId, AudioMeta, MetaSource, Session
+        from mock_server.domain.resolver import derive_video
+        from mock_server.domain.rules import CreateContext, MediaFacts
+
+        session = Session(
+            SessionId("1"), AccountId("a"), "v", "https://x/v.mp4", derive_video("k"), 5
+        )
+        ctx = CreateContext(
+            "face_choose[0]", "1", "0", "7", "https://x/s.mp3", 10, 3010, 20, "https://cb",
+            "ext", 30, session, True, lambda url: url == "self", None, None,
+        )  # fmt: skip
+        # A field added to CreateContext must be added to with_media too.
+        assert len(dataclasses.fields(CreateContext)) == 16
+        audio = Audio(AudioId("7"), None, AudioMeta(4000, 1, "mp3", MetaSource.FIXTURE), 1)
+        facts = MediaFacts("face_choose[0].sound_file", "https://x/s.mp3", duration_ms=4000)
+        for now, a, s in ((31, audio, None), (32, None, facts), (33, audio.meta, None)):
+            assert ctx.with_media(now, a, s) == dataclasses.replace(
+                ctx, now_ms=now, audio=a, sound=s
+            )
+
+    @pytest.mark.parametrize(
+        ("width", "height"),
+        [(1280, 720), (720, 1280), (1920, 1080), (512, 720), (511, 720), (2160, 1080),
+         (2161, 1080), (1000, 1000), (720, 720), (1080, 2160), (600, 600), (0, 0)],
+    )  # fmt: skip
+    def test_video_resolution_is_720p_or_1080p_within_the_sides(
+        self, width: int, height: int
+    ) -> None:
+        """A side of 720 or 1080, both sides within [512, 2160]: the documented rule."""
+        from mock_server.domain.rules import IdentifyContext, MediaFacts, video_resolution
+
+        facts = MediaFacts("video_url", "u", width=width, height=height)
+        kept = video_resolution(IdentifyContext("", "u", 0, facts)) is None
+        sides = (width, height)
+        assert kept == (all(512 <= s <= 2160 for s in sides) and bool({720, 1080} & set(sides)))
+
 
 class TestClock:
     @pytest.mark.parametrize("speed", [0, -1, 1e308, float("inf"), float("nan"), True, "fast"])

@@ -141,6 +141,10 @@ ResetHook = Callable[[], None]
 FixtureLoader = Callable[[FixtureSet, FaultRegistry], None]
 
 
+FACE_FIELD = "face_choose[0]"  # the API takes exactly one face
+SOUND_FIELD = f"{FACE_FIELD}.sound_file"
+
+
 def result_video_id(task_id: TaskId) -> VideoId:
     """The result video's 18-digit id, derived from the task id.
 
@@ -261,7 +265,7 @@ class LipSyncBackend:
         generation = self._generation
         fc = inp.face
         ctx = CreateContext(
-            field="face_choose[0]",
+            field=FACE_FIELD,
             session_id=inp.session_id,
             face_id=fc.face_id,
             audio_id=fc.audio_id,
@@ -281,11 +285,11 @@ class LipSyncBackend:
         audio_meta: AudioMeta | None
         if fc.audio_id:
             audio = self._audio_by_id(account, fc.audio_id)
-            ctx = dataclasses.replace(ctx, audio=audio)
+            ctx = ctx.with_media(ctx.now_ms, audio, None)
             audio_meta = audio.meta if isinstance(audio, Audio) else audio
         else:
-            sound = await self._resolver.sound(fc.sound_file, f"{ctx.field}.sound_file")
-            ctx = dataclasses.replace(ctx, sound=sound.facts, now_ms=self._clock.now_ms())
+            sound = await self._resolver.sound(fc.sound_file, SOUND_FIELD)
+            ctx = ctx.with_media(self._clock.now_ms(), None, sound.facts)
             audio_meta, data = sound.meta, sound.data
         if generation != self._generation:  # a reset while the media resolved: look again
             ctx = dataclasses.replace(

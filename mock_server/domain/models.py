@@ -81,7 +81,10 @@ class Session:
     created_at_ms: int
 
     def face(self, face_id: str) -> Face | None:
-        return next((f for f in self.video.faces if f.face_id == face_id), None)
+        for f in self.video.faces:  # one or two: a loop beats a generator and a dict
+            if f.face_id == face_id:
+                return f
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,10 @@ import hashlib
 import os
 import stat
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Generic, TypeVar
 from urllib.parse import unquote
 
 from .. import media
@@ -27,6 +28,11 @@ from .rules import MAX_SOUND_BYTES, MAX_VIDEO_BYTES, MediaFacts
 from .store import blob_key
 
 PROBE_CACHE_ENTRIES = 4096
+DERIVED_CACHE_ENTRIES = 1024
+DERIVED_CACHE_CHARS = 1024 * 1024  # of URL text
+BASE64_CACHE_ENTRIES = 64
+BASE64_CACHE_BYTES = 16 * 1024 * 1024  # base64 text and decoded bytes together
+BASE64_KEY_CHARS = 64  # how much of a payload's head and tail its cache key holds
 
 
 class FetchError(Exception):
@@ -163,6 +169,52 @@ def _read_file(path: Path, limit: int) -> _Read:
     return _Read(data)
 
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Recent(Generic[K, V]):
+    """The most recently used entries, at most `entries` of them and `budget` units in all
+    (each entry's cost is given when it is put); an entry over a quarter of the budget is not
+    kept."""
+
+    def __init__(self, entries: int, budget: int) -> None:
+        self._entries = entries
+        self._budget = budget
+        self._used = 0
+        self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: K, value: V, cost: int) -> None:
+        if cost > self._budget // 4:
+            return
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._used -= old[1]
+        self._items[key] = (value, cost)
+        self._used += cost
+        while self._used > self._budget or len(self._items) > self._entries:
+            _, (_, dropped) = self._items.popitem(last=False)
+            self._used -= dropped
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._used = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def used(self) -> int:
+        return self._used
+
+
 class MediaResolver:
     def __init__(
         self,
@@ -178,10 +230,29 @@ class MediaResolver:
         self.own_address = own_address
         self._allowed = tuple(Path(d).resolve() for d in allowed_dirs)
         self._probed: OrderedDict[BlobKey, media.MediaInfo] = OrderedDict()
+        # What a URL nobody registered derives to, by (field, URL): a pure function of the URL
+        # once it is known to be neither one of our own files (asked again on every hit: a
+        # TTS audio or a result may appear there later), a file, this mock, nor loopback.
+        self._derived_videos: Recent[tuple[str, str], ResolvedVideo] = Recent(
+            DERIVED_CACHE_ENTRIES, DERIVED_CACHE_CHARS
+        )
+        self._derived_sounds: Recent[tuple[str, str], ResolvedSound] = Recent(
+            DERIVED_CACHE_ENTRIES, DERIVED_CACHE_CHARS
+        )
+        # The facts of recently sent base64 sound_files: a client's suite sends the same audio
+        # again and again, and decoding and hashing it costs more than the rest of a create.
+        # Keyed by length, head and tail; a hit is the whole string compared equal, so a
+        # payload differing anywhere else misses.
+        self._decoded: Recent[tuple[str, int, str, str], tuple[str, ResolvedSound]] = Recent(
+            BASE64_CACHE_ENTRIES, BASE64_CACHE_BYTES
+        )
 
     def clear(self) -> None:
-        """Forget every probe result (the control API's reset)."""
+        """Forget every probe result and remembered derivation (the control API's reset)."""
         self._probed.clear()
+        self._derived_videos.clear()
+        self._derived_sounds.clear()
+        self._decoded.clear()
 
     async def _probe(self, data: bytes) -> media.MediaInfo:
         """probe_bytes in a worker thread, remembered by content hash: clients resend the same
@@ -197,7 +268,9 @@ class MediaResolver:
         return info
 
     async def _read(self, url: str, limit: int) -> _Read:
-        """The bytes behind a URL we may read; data None when the URL is to be derived."""
+        """The bytes behind a URL we may read; data None when the URL is to be derived (only a
+        URL that is not loopback, once it is none of our own files: the callers remember what
+        it derives to)."""
         own = await self._own_files(url)
         if own is not None:
             return _Read(own)
@@ -225,6 +298,12 @@ class MediaResolver:
         fixture = self._fixtures.videos_by_url.get(url)
         if fixture is not None:
             return ResolvedVideo(video_facts(fixture, field, url), fixture)
+        derived = self._derived_videos.get((field, url))
+        if derived is not None:
+            own = await self._own_files(url)
+            if own is None:
+                return derived
+            return await self._probe_video(own, url, field, _extension(url))
         if not is_url(url):
             return ResolvedVideo(
                 MediaFacts(field, url, not_a_source=f"{url!r} is not an http(s) or file URL"),
@@ -240,7 +319,9 @@ class MediaResolver:
                 return ResolvedVideo(facts, None)
             meta = derive_video(url)
             facts = video_facts(meta, field, url)
-            return ResolvedVideo(replace(facts, declared=declared), meta)
+            derived = ResolvedVideo(replace(facts, declared=declared), meta)
+            self._derived_videos.put((field, url), derived, len(url))
+            return derived
         return await self._probe_video(read.data, url, field, declared)
 
     async def _probe_video(
@@ -276,9 +357,17 @@ class MediaResolver:
 
     async def sound(self, value: str, field: str) -> ResolvedSound:
         """Facts of a sound_file: a fixture URL, a URL to read or derive, or base64."""
-        fixture = self._fixtures.audios_by_url.get(value)
+        by_url = self._fixtures.audios_by_url
+        fixture = by_url.get(value) if by_url else None  # a long base64 string is not hashed
         if fixture is not None:
             return ResolvedSound(audio_facts(fixture, field, value), fixture, None)
+        # Only a URL was remembered; without a colon it is none (and base64 is not hashed).
+        derived = self._derived_sounds.get((field, value)) if ":" in value else None
+        if derived is not None:
+            own = await self._own_files(value)
+            if own is None:
+                return derived
+            return await self._probe_sound(own, field, value, _extension(value))
         if is_url(value):
             declared = _extension(value)
             read = await self._read(value, MAX_SOUND_BYTES)
@@ -290,15 +379,24 @@ class MediaResolver:
                     return ResolvedSound(facts, None, None)
                 meta = derive_audio(value, declared or "mp3")
                 facts = replace(audio_facts(meta, field, value), declared=declared)
-                return ResolvedSound(facts, meta, None)
-            data, label = read.data, value
-        else:
-            declared, label = None, "the decoded base64 audio"
-            decoded = decode_base64(value)
-            if isinstance(decoded, MediaFacts):
-                return ResolvedSound(replace(decoded, field=field), None, None)
-            data = decoded
-        return await self._probe_sound(data, field, label, declared)
+                derived = ResolvedSound(facts, meta, None)
+                self._derived_sounds.put((field, value), derived, len(value))
+                return derived
+            return await self._probe_sound(read.data, field, value, declared)
+        return await self._base64_sound(value, field)
+
+    async def _base64_sound(self, value: str, field: str) -> ResolvedSound:
+        k = BASE64_KEY_CHARS
+        key = (field, len(value), value[:k], value[-k:])
+        hit = self._decoded.get(key)
+        if hit is not None and hit[0] == value:  # the whole string: never a false hit
+            return hit[1]
+        decoded = decode_base64(value)
+        if isinstance(decoded, MediaFacts):
+            return ResolvedSound(replace(decoded, field=field), None, None)
+        resolved = await self._probe_sound(decoded, field, BASE64_LABEL, None)
+        self._decoded.put(key, (value, resolved), len(value) + len(decoded))
+        return resolved
 
     async def _probe_sound(
         self, data: bytes, field: str, label: str, declared: str | None
@@ -326,6 +424,8 @@ class MediaResolver:
         return ResolvedSound(facts, meta, data)
 
 
+BASE64_LABEL = "the decoded base64 audio"
+
 NOT_BASE64 = "File is not in a valid base64 format"
 """The real service's words for a sound_file that is neither a URL nor bare base64."""
 
@@ -336,7 +436,7 @@ def decode_base64(value: str) -> bytes | MediaFacts:
     A `data:audio/mpeg;base64,` prefix is not base64: the real service refuses it with
     "File is not in a valid base64 format", so the mock does not strip it.
     """
-    label = "the decoded base64 audio"
+    label = BASE64_LABEL
     if value.startswith("data:"):
         return MediaFacts(
             "",
@@ -344,6 +444,17 @@ def decode_base64(value: str) -> bytes | MediaFacts:
             not_a_source=f"{NOT_BASE64}: send the bare base64, without the "
             f"{value.split(',', 1)[0][:40]!r} prefix of a data: URI",
         )
+    if len(value) * 3 // 4 <= MAX_SOUND_BYTES + 3:
+        # Most payloads hold no whitespace: decode them as they are. A payload that decodes
+        # here holds only base64 characters, so it is the payload stripped below as well.
+        try:
+            data = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            pass
+        else:
+            if len(data) > MAX_SOUND_BYTES:
+                return MediaFacts("", label, read=True, over_limit=MAX_SOUND_BYTES)
+            return data
     payload = "".join(value.split())
     if len(payload) * 3 // 4 > MAX_SOUND_BYTES + 3:
         return MediaFacts("", label, read=True, over_limit=MAX_SOUND_BYTES)
