@@ -6,8 +6,9 @@ connection that never sends a byte, or sends half a request head and stops, is h
 Granian (hyper) has a real header-read timeout, but on a GIL build of Python it serves from a
 child process, which would hide the mock's memory from its own hostile tests and break the
 in-thread `MockServer`. So the mock keeps uvicorn and uses its documented `http=` option, which
-takes a protocol class: uvicorn's own httptools protocol plus one timer, armed when a
-connection opens and after each response, disarmed when a request's headers are complete.
+takes a protocol class: uvicorn's own httptools protocol plus one timer per connection that
+closes it when no request head arrived within the deadline of it opening or of its last
+response.
 """
 
 from __future__ import annotations
@@ -73,19 +74,27 @@ class OneWriteTransport:
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol; a request head must arrive within `header_timeout_s`."""
+    """uvicorn's httptools protocol; a request head must arrive within `header_timeout_s`.
+
+    One timer per connection, for its whole life: a request only notes when the connection
+    began waiting for a head (`_waiting_since`, None while a request is in hand), and the
+    timer, when it fires, closes a connection that waited too long or sleeps until the
+    earliest moment it could have. Arming and cancelling a timer per request cost more than
+    a poll's routing does."""
 
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
-    _head_deadline: asyncio.TimerHandle | None = None
+    _head_timer: asyncio.TimerHandle | None = None
+    _waiting_since: float | None = None
     _pending_400: str | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         one_write: Any = OneWriteTransport(transport, self.loop)
         super().connection_made(one_write)
-        self._arm_head_deadline()
+        self._waiting_since = self.loop.time()
+        self._head_timer = self.loop.call_later(self.header_timeout_s, self._check_head)
 
     def on_headers_complete(self) -> None:
-        self._disarm_head_deadline()
+        self._waiting_since = None
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
@@ -93,7 +102,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         if self._pending_400 is not None and not self.pipeline:
             self._write_400(self._pending_400)
         elif not self.transport.is_closing() and not self.pipeline:
-            self._arm_head_deadline()
+            self._waiting_since = self.loop.time()
 
     def send_400_response(self, msg: str) -> None:
         # httptools parses a whole chunk at once, so bytes that follow a lying Content-Length
@@ -123,22 +132,22 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_deadline()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         super().connection_lost(exc)
 
-    def _arm_head_deadline(self) -> None:
-        self._disarm_head_deadline()
-        self._head_deadline = self.loop.call_later(self.header_timeout_s, self._head_too_slow)
-
-    def _disarm_head_deadline(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
-
-    def _head_too_slow(self) -> None:
-        self._head_deadline = None
-        if not self.transport.is_closing():
+    def _check_head(self) -> None:
+        if self.transport.is_closing():
+            self._head_timer = None
+            return
+        since, now = self._waiting_since, self.loop.time()
+        if since is not None and now - since >= self.header_timeout_s:
+            self._head_timer = None
             self.transport.close()
+            return
+        wait = self.header_timeout_s if since is None else since + self.header_timeout_s - now
+        self._head_timer = self.loop.call_later(wait, self._check_head)
 
 
 def protocol_class(header_timeout_s: float) -> type[HeaderDeadlineProtocol]:

@@ -95,6 +95,51 @@ class TestHeldConnections:
             assert took < HEADER_TIMEOUT_S + 3
 
 
+    def test_a_busy_connection_is_kept_and_closed_once_it_goes_quiet(self) -> None:
+        """The deadline counts from the last answer: a connection polling every 0.3 s for
+        longer than the deadline, and one request that takes longer than it, stay open."""
+        with ServerProcess(
+            "--header-timeout", str(HEADER_TIMEOUT_S), "--api-latency", "fixed:1.5"
+        ) as server:
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.settimeout(5)
+            request = (
+                f"GET /v1/videos/advanced-lip-sync HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {API_KEY}\r\n\r\n"
+            ).encode()
+            poll = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n"
+            try:
+                answers = 0
+                started = time.monotonic()
+                for message in [poll] * 8 + [request]:  # 8 x 0.3 s, then one 1.5 s answer
+                    sock.sendall(message)
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        data += (chunk := sock.recv(65536))
+                        assert chunk, f"closed while busy, after {answers} answers"
+                    head, _, rest = data.partition(b"\r\n\r\n")
+                    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                    while len(rest) < length:
+                        rest += (chunk := sock.recv(65536))
+                        assert chunk, f"closed while busy, after {answers} answers"
+                    assert head.startswith(b"HTTP/1.1 200"), head[:40]
+                    answers += 1
+                    time.sleep(0.3)
+                busy_s = time.monotonic() - started
+                quiet = time.monotonic()
+                sock.setblocking(False)
+                left = _still_open([sock], HEADER_TIMEOUT_S + 3)
+                closed_after = time.monotonic() - quiet
+            finally:
+                sock.close()
+        print(
+            f"\none connection: {answers} answers over {busy_s:.1f} s (deadline "
+            f"{HEADER_TIMEOUT_S:g} s), closed {closed_after:.1f} s after going quiet"
+        )
+        assert answers == 9 and busy_s > 3 * HEADER_TIMEOUT_S
+        assert left == 0
+
+
 class TestControlPlane:
     def test_token_guards_the_control_api_of_a_process(self) -> None:
         """With --admin-token a reset (or a journal read) without it is 401 and wipes nothing."""
