@@ -92,14 +92,24 @@ def dump_bytes(value: object) -> bytes:
     an int past 64 bits, goes the old way, whose ASCII escapes store any str unchanged.
     """
     try:
-        return orjson.dumps(value)
+        return exact(orjson.dumps(value))
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return json.dumps(to_doc(value), separators=(",", ":")).encode()
 
 
+def exact(data: bytes) -> bytes:
+    """`data` copied into a bytes object of its own size. orjson hands back its working
+    buffer: a 500-byte document holds ~4 KB of heap for as long as it is kept (20,000 journal
+    entries: 82 MB against 9 MB copied), so what is kept is copied first."""
+    return memoryview(data).tobytes()
+
+
 def dumps(value: object) -> str:
     """`dump_bytes` as text (SQLite keeps documents in TEXT columns)."""
-    return dump_bytes(value).decode()
+    try:
+        return orjson.dumps(value).decode()  # the str is a copy of its own size
+    except TypeError:
+        return json.dumps(to_doc(value), separators=(",", ":"))
 
 
 def loads(cls: type[T], text: str | bytes) -> T:

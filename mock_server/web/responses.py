@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from ..domain import codec
 from ..domain.errors import INTERNAL, ApiError
 from . import serialize
 
@@ -33,7 +34,7 @@ def _task_bytes(doc: Any) -> bytes | None:
     if slot is None:
         return None
     if not slot:
-        slot.append(dumps(doc))
+        slot.append(codec.exact(dumps(doc)))  # kept: orjson's buffer would hold ~4 KB
     return slot[0]
 
 
