@@ -234,3 +234,90 @@ def test_request_ids_are_the_uuid4_strings_of_the_seeded_bits(seed: int) -> None
     for _ in range(5000):
         want = str(uuid.UUID(int=bits.getrandbits(128), version=4))
         assert ids.request_id() == want
+
+
+def reference_summary(value: Any) -> Any:
+    """journal.summarise as it was: one recursive call per value."""
+    j = journal
+    budget = [j.MAX_NODES]
+
+    def walk(item: Any, depth: int) -> Any:
+        budget[0] -= 1
+        if not isinstance(item, dict | list):
+            return j._scalar(item)
+        if depth >= j.MAX_DEPTH:
+            return f"<{type(item).__name__} nested deeper than {j.MAX_DEPTH} levels>"
+        if budget[0] <= 0:
+            return f"<{type(item).__name__} of {len(item)} items, not summarised>"
+        if isinstance(item, dict):
+            out: dict[str, Any] = {}
+            for k, v in list(item.items())[: j.MAX_ITEMS]:
+                if budget[0] <= 0:
+                    break
+                key = k if len(k) <= j.LONG_KEY else j.clip(k, j.LONG_KEY)
+                out[key] = walk(v, depth + 1)
+            if len(out) < len(item):
+                out["..."] = f"<{len(item) - len(out)} more keys>"
+            return out
+        kept: list[Any] = []
+        for v in item[: j.MAX_ITEMS]:
+            if budget[0] <= 0:
+                break
+            kept.append(walk(v, depth + 1))
+        if len(kept) < len(item):
+            kept.append(f"<{len(item) - len(kept)} more items>")
+        return kept
+
+    return None if value is None else walk(value, 0)
+
+
+def _nested(depth: int) -> Any:
+    doc: Any = "leaf"
+    for i in range(depth):
+        doc = {"k": doc} if i % 2 else [doc]
+    return doc
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        "x" * 300,
+        2**70,
+        float("inf"),
+        {"face_choose": [{"face_id": "0", "sound_file": "A" * 5000, "sound_end_time": 3000}]},
+        {"k" * 100: 1, "k" * 101: 2, "url": "https://h/" + "p" * 300},
+        list(range(120)),
+        {str(i): list(range(60)) for i in range(60)},
+        [[list(range(30)) for _ in range(30)] for _ in range(3)],
+        _nested(15),
+        _nested(16),
+        _nested(40),
+        {"a": [True, False, None, 1.5, -(2**64)], "b": {}},
+    ],
+    ids=lambda b: type(b).__name__ + str(len(json.dumps(b, default=str)))[:6],
+)
+def test_summary_is_the_recursive_one(body: Any) -> None:
+    assert journal.summarise(body) == reference_summary(body)
+
+
+def test_summary_matches_on_random_bodies() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    leaves = (
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=300)
+        | st.integers(min_value=2**60, max_value=2**70)
+    )  # fmt: skip
+    trees = st.recursive(
+        leaves,
+        lambda kids: st.lists(kids, max_size=70) | st.dictionaries(st.text(max_size=70), kids),
+        max_leaves=500,
+    )
+
+    @given(trees)
+    def same(body: Any) -> None:
+        got, want = journal.summarise(body), reference_summary(body)
+        assert json.dumps(got, default=str) == json.dumps(want, default=str)
+
+    same()

@@ -79,10 +79,6 @@ def _string(value: str) -> str:
     return f"<{kind} {len(value)} chars>"
 
 
-def _key(key: str) -> str:
-    return key if len(key) <= LONG_KEY else clip(key, LONG_KEY)
-
-
 def _scalar(value: Any) -> Any:
     if isinstance(value, str):
         return _string(value)
@@ -98,15 +94,23 @@ def _scalar(value: Any) -> Any:
 
 
 def summarise(value: Any) -> Any:
-    """The bounded summary of a parsed JSON body (see the module's docstring)."""
+    """The bounded summary of a parsed JSON body (see the module's docstring).
+
+    Every value costs one unit of the MAX_NODES budget, counted before it is looked at; a
+    container's children that are strings or other scalars are summarised in its loop, so a
+    create's body costs one call per container, not one per value."""
     if value is None:  # no body was read (every GET)
         return None
-    budget = [MAX_NODES]
+    budget = [MAX_NODES - 1]  # the root's unit
 
-    def walk(item: Any, depth: int) -> Any:
-        budget[0] -= 1
-        if not isinstance(item, dict | list):
-            return _scalar(item)
+    def child(v: Any, depth: int) -> Any:
+        if type(v) is str:
+            return v if len(v) <= LONG_STRING else _string(v)
+        if isinstance(v, dict | list):
+            return container(v, depth)
+        return _scalar(v)
+
+    def container(item: dict[str, Any] | list[Any], depth: int) -> Any:
         if depth >= MAX_DEPTH:
             return f"<{type(item).__name__} nested deeper than {MAX_DEPTH} levels>"
         if budget[0] <= 0:
@@ -116,7 +120,8 @@ def summarise(value: Any) -> Any:
             for k, v in itertools.islice(item.items(), MAX_ITEMS):
                 if budget[0] <= 0:
                     break
-                out[_key(k)] = walk(v, depth + 1)
+                budget[0] -= 1
+                out[k if len(k) <= LONG_KEY else clip(k, LONG_KEY)] = child(v, depth + 1)
             if len(out) < len(item):
                 out["..."] = f"<{len(item) - len(out)} more keys>"
             return out
@@ -124,12 +129,13 @@ def summarise(value: Any) -> Any:
         for v in itertools.islice(item, MAX_ITEMS):
             if budget[0] <= 0:
                 break
-            kept.append(walk(v, depth + 1))
+            budget[0] -= 1
+            kept.append(child(v, depth + 1))
         if len(kept) < len(item):
             kept.append(f"<{len(item) - len(kept)} more items>")
         return kept
 
-    return walk(value, 0)
+    return child(value, 0)
 
 
 class Journal:
