@@ -101,6 +101,22 @@ class TestOperations:
             TaskStatus.SUCCEED,
         ]
 
+    def test_base64_audio_is_kept_under_its_content_hash(self) -> None:
+        """The resolver hashes the decoded audio once; the blob store keeps it under that key,
+        for the first create and for one that sends the same string again (a cache hit)."""
+        import base64
+
+        from mock_server import media
+        from mock_server.domain.store import blob_key
+
+        b = backend()
+        audio = media.make_audio(media.MediaFormat.MP3, 3000)
+        session_id = identify(b)
+        for _ in range(2):
+            task = create(b, session_id, choose(sound=base64.b64encode(audio).decode()))
+            assert task.sound.blob == blob_key(audio)
+            assert b.blob(task.sound.blob) == audio
+
     def test_rules_come_from_the_registry_with_the_spec_codes(self) -> None:
         """A broken request is refused by the rule book: the rule id and code of the spec."""
         b = backend()

@@ -282,6 +282,7 @@ class LipSyncBackend:
         )
         self._rules.check(op, Stage.REQUEST, ctx)
         data: bytes | None = None
+        data_key: BlobKey | None = None
         audio_meta: AudioMeta | None
         if fc.audio_id:
             audio = self._audio_by_id(account, fc.audio_id)
@@ -290,7 +291,7 @@ class LipSyncBackend:
         else:
             sound = await self._resolver.sound(fc.sound_file, SOUND_FIELD)
             ctx = ctx.with_media(self._clock.now_ms(), None, sound.facts)
-            audio_meta, data = sound.meta, sound.data
+            audio_meta, data, data_key = sound.meta, sound.data, sound.key
         if generation != self._generation:  # a reset while the media resolved: look again
             ctx = dataclasses.replace(
                 ctx,
@@ -303,7 +304,7 @@ class LipSyncBackend:
         session, now = ctx.session, self._clock.now_ms()
         assert session is not None
         self._faults.check_in_flight(account, self._store.count_in_flight(account))
-        blob = self._store.put_blob(data) if data is not None else audio_meta.blob
+        blob = self._store.put_blob(data, data_key) if data is not None else audio_meta.blob
         task = Task(
             task_id=TaskId(
                 self._ids.unused_numeric(lambda i: self._store.get_task(TaskId(i)) is not None)

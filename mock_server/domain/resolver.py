@@ -136,6 +136,7 @@ class ResolvedSound:
     facts: MediaFacts
     meta: AudioMeta | None
     data: bytes | None  # the real bytes, kept as a blob once the task is accepted
+    key: BlobKey | None = None  # blob_key(data), hashed once for the probe and the blob store
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,11 +255,12 @@ class MediaResolver:
         self._derived_sounds.clear()
         self._decoded.clear()
 
-    async def _probe(self, data: bytes) -> media.MediaInfo:
-        """probe_bytes in a worker thread, remembered by content hash: clients resend the same
-        audio a lot, and decoding every frame (exact durations) costs about 1 ms per 3 s of MP3.
+    async def _probe(self, data: bytes, key: BlobKey | None = None) -> media.MediaInfo:
+        """probe_bytes in a worker thread, remembered by content hash (`key`: blob_key(data)
+        when the caller has it): clients resend the same audio a lot, and decoding every frame
+        (exact durations) costs about 1 ms per 3 s of MP3.
         """
-        key = blob_key(data)
+        key = blob_key(data) if key is None else key
         info = self._probed.get(key)
         if info is None:
             info = await asyncio.to_thread(media.probe_bytes, data)
@@ -404,8 +406,9 @@ class MediaResolver:
         base = MediaFacts(field, label, read=True, declared=declared, size_bytes=len(data))
         if not data:
             return ResolvedSound(replace(base, content_error="the audio is empty"), None, None)
+        key = blob_key(data)
         try:
-            info = await self._probe(data)
+            info = await self._probe(data, key)
         except media.MediaError as exc:
             error = f"the audio could not be decoded: {exc}"
             return ResolvedSound(replace(base, content_error=error), None, None)
@@ -421,7 +424,7 @@ class MediaResolver:
         facts = replace(
             base, format=meta.format, size_bytes=meta.size_bytes, duration_ms=meta.duration_ms
         )
-        return ResolvedSound(facts, meta, data)
+        return ResolvedSound(facts, meta, data, key)
 
 
 BASE64_LABEL = "the decoded base64 audio"

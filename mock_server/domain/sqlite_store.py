@@ -391,8 +391,8 @@ class SqliteStore:
 
     # -- blobs -----------------------------------------------------------------------------
 
-    def put_blob(self, data: bytes) -> BlobKey:
-        key = blob_key(data)
+    def put_blob(self, data: bytes, key: BlobKey | None = None) -> BlobKey:
+        key = blob_key(data) if key is None else key
         with self._lock:
             self._blob_use += 1
             if self._write(

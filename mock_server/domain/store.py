@@ -141,7 +141,10 @@ class Records(Protocol):
 class Blobs(Protocol):
     """Content-addressed bytes (audio, rendered results) under a byte budget (LRU)."""
 
-    def put_blob(self, data: bytes) -> BlobKey: ...
+    def put_blob(self, data: bytes, key: BlobKey | None = None) -> BlobKey:
+        """Keep `data` under its content hash; `key`: blob_key(data), when the caller hashed
+        it already (the resolver does, for its probe)."""
+
     def get_blob(self, key: BlobKey) -> bytes | None: ...
 
 
@@ -378,8 +381,8 @@ class MemoryStore:
     def next_due_ms(self) -> int | None:
         return self._due[0][0] if self._due else None
 
-    def put_blob(self, data: bytes) -> BlobKey:
-        key = blob_key(data)
+    def put_blob(self, data: bytes, key: BlobKey | None = None) -> BlobKey:
+        key = blob_key(data) if key is None else key
         if key in self._blobs:
             self._blobs.move_to_end(key)
             return key
