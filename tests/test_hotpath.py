@@ -321,3 +321,71 @@ def test_summary_matches_on_random_bodies() -> None:
         assert json.dumps(got, default=str) == json.dumps(want, default=str)
 
     same()
+
+
+def _json_loads(raw: bytes) -> Any:
+    return json.loads(raw, parse_constant=pipeline._reject_constant)
+
+
+def _same_parse(raw: bytes) -> None:
+    """pipeline._parse gives what json.loads gives, types included, or raises what it raises."""
+    try:
+        want: Any = ("value", repr(_json_loads(raw)))
+    except (ValueError, RecursionError) as exc:
+        want = ("error", type(exc).__name__, str(exc))
+    try:
+        got: Any = ("value", repr(pipeline._parse(raw)))
+    except (ValueError, RecursionError) as exc:
+        got = ("error", type(exc).__name__, str(exc))
+    assert got == want
+
+
+PAD = "p" * pipeline.ORJSON_MIN_BYTES  # every case below takes the orjson path first
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1, "pad": "%s"}',
+        '{"big": 123456789012345678901234567890, "pad": "%s"}',
+        '{"neg": -9223372036854775809, "pad": "%s"}',
+        '{"u64": 18446744073709551615, "f": 1e19, "pad": "%s"}',
+        '{"inf": 1e400, "pad": "%s"}',
+        '{"nan": NaN, "pad": "%s"}',
+        '{"lone": "\\ud800", "pad": "%s"}',
+        '{"pair": "\\ud83d\\ude00", "pad": "%s"}',
+        '{"ctl": "a\x01b", "pad": "%s"}',
+        '{"dup": 1, "dup": 2.5, "pad": "%s"}',
+        '{"f": [0.1, -0.0, 1.5e-7, 5e-324], "pad": "%s"}',
+        '["%s", ' + "[" * 2000 + "]" * 2000 + "]",
+        '{"pad": "%s"} trailing',
+        '{"pad": "%s", "many": [' + ",".join(["1"] * 1500) + ", 1e30]}",
+    ],
+)
+def test_the_body_parser_is_json_loads(text: str) -> None:
+    raw = (text % PAD).encode() if "%s" in text else text.encode()
+    _same_parse(raw)
+    _same_parse(b"\xef\xbb\xbf" + raw)  # a UTF-8 BOM
+    _same_parse(raw.decode().encode("utf-16"))
+
+
+def test_the_body_parser_is_json_loads_on_random_documents() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    leaves = (
+        st.none() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False)
+        | st.integers() | st.integers(min_value=2**62, max_value=2**80).map(lambda n: -n)
+        | st.text()
+    )  # fmt: skip
+    docs = st.recursive(
+        leaves,
+        lambda kids: st.lists(kids, max_size=8) | st.dictionaries(st.text(max_size=8), kids),
+        max_leaves=60,
+    )
+
+    @given(docs, st.booleans())
+    def same(doc: Any, ascii_only: bool) -> None:
+        _same_parse(json.dumps({"pad": PAD, "doc": doc}, ensure_ascii=ascii_only).encode())
+
+    same()

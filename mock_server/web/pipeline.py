@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -44,6 +45,47 @@ def _reject_constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_NOT_PARSED = object()
+ORJSON_MIN_BYTES = 1024  # below it json is as quick as orjson plus the check that follows it
+EXACT_CHECK_NODES = 1000
+_INT64 = float(2**63)
+
+
+def _parse(raw: bytes) -> Any:
+    """`json.loads(raw, parse_constant=_reject_constant)`, the same value every time.
+
+    A large body (base64 audio) is parsed by orjson, ~5x faster on long strings, when what it
+    gives is what json gives: orjson refuses what json refuses or decodes otherwise (NaN,
+    1e400, lone surrogates, UTF-16, nesting past 1024), and those go to json for its answer and
+    its message; it turns an integer past 64 bits into a float, so a value holding a float that
+    large (or more than EXACT_CHECK_NODES values to look at) is parsed again by json.
+    """
+    if len(raw) >= ORJSON_MIN_BYTES:
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            value = _NOT_PARSED
+        if value is not _NOT_PARSED and _no_big_float(value):
+            return value
+    # json.loads(raw, parse_constant=...) exactly, without a new decoder per request
+    return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+
+
+def _no_big_float(value: Any) -> bool:
+    stack, seen = [value], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > EXACT_CHECK_NODES:
+            return False
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is float and abs(item) >= _INT64:
+            return False
+    return True
 
 
 async def read_json(
@@ -82,8 +124,7 @@ async def read_json(
     if allow_empty and not raw.strip():
         return {}
     try:
-        # json.loads(raw, parse_constant=...) exactly, without a new decoder per request
-        body = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+        body = _parse(raw)
     except (ValueError, RecursionError) as exc:
         detail = str(exc)[:120] if raw else "the body is empty"
         raise ApiError.rule_broken(
