@@ -1,4 +1,4 @@
-"""The ceiling: a bare Starlette app answering the spec's example JSON on the mock's routes.
+"""The reference: a bare Starlette app answering the spec's example JSON on the mock's routes.
 
 No auth, no validation, no state: it reads the body and answers a fixed document, so it costs
 what uvicorn, Starlette routing and JSON serialisation cost. Served exactly like the mock:

@@ -1,6 +1,6 @@
 """Equivalent stubs for the peers, built from the bare app's documents (bench/bare_app.py).
 
-Every peer answers the same five workloads with the same JSON the bare ceiling answers: the
+Every peer answers the same five workloads with the same JSON the bare Starlette app answers: the
 spec's examples, a list page of 30 copies of the example task. WireMock gets one mapping file
 per route (`--root-dir`), Mockoon one environment file (`--data`); Prism serves the spec's own
 examples and needs no stub. None of them checks auth, validates, probes media or stores: they

@@ -2,7 +2,7 @@
 
 Run through `make bench` (bench/run.sh installs wrk, Java, Prism, WireMock, Mockoon and py-spy
 first, see bench/install-peers.sh). Every server is started here on a free loopback port and
-stays up for the whole run: the bare Starlette app on the mock's server stack (the ceiling), the
+stays up for the whole run: the bare Starlette app on the mock's server stack (the reference), the
 mock, Prism, WireMock and Mockoon CLI, with equivalent stubs (bench/peers.py). Each round sends
 every workload to every server once, in an order rotated from round to round; a figure is the
 median of the rounds, with their min-max beside it. Then: one connection of sequential
@@ -642,7 +642,7 @@ def load_table(out: Outcome) -> str:
     cols = [("bare", "jwt"), ("mock", "jwt"), ("mock", "key")]
     cols += [(n, "jwt") for n in PEER_NAMES]
     names = {
-        "bare": "bare (ceiling)",
+        "bare": "bare Starlette",
         "prism": "Prism",
         "wiremock": "WireMock",
         "mockoon": "Mockoon",

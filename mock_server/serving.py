@@ -34,9 +34,11 @@ ONE_WRITE_MAX = 64 * 1024
 
 
 class OneWriteTransport:
-    """The connection's transport, except that what is written in one turn of the event loop
-    leaves in one `send()`: uvicorn writes a response's head and its body separately, and on
-    loopback each write is a system call (~3 us of the ~25 us uvicorn spends on an answer).
+    """The connection's transport, except that a response leaves in one `send()`: uvicorn writes
+    a response's head and its body separately, and on loopback each write is a system call
+    (~3 us of the ~25 us uvicorn spends on an answer). What is written waits until the
+    response is complete (the protocol flushes then) or, for anything else, until the end of
+    the event loop's turn.
     Past ONE_WRITE_MAX bytes pending, a write goes out at once, so the transport's own flow
     control sees a large body as it did. Everything else is the transport's (attribute lookups
     fall through to it)."""
@@ -51,13 +53,14 @@ class OneWriteTransport:
 
     def write(self, data: bytes) -> None:
         if not self._pending:
-            self._loop.call_soon(self._flush)
+            self._loop.call_soon(self.flush)
         self._pending.append(data)
         self._size += len(data)
         if self._size > ONE_WRITE_MAX:
-            self._flush()
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Send what is pending now (a response is complete: no reason to wait for the turn)."""
         if not self._pending:
             return
         data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
@@ -66,7 +69,7 @@ class OneWriteTransport:
             self._transport.write(data)
 
     def close(self) -> None:
-        self._flush()
+        self.flush()
         self._transport.close()
 
     def __getattr__(self, name: str) -> Any:
@@ -86,10 +89,11 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     _head_timer: asyncio.TimerHandle | None = None
     _waiting_since: float | None = None
     _pending_400: str | None = None
+    _one_write: OneWriteTransport
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        one_write: Any = OneWriteTransport(transport, self.loop)
-        super().connection_made(one_write)
+        self._one_write = OneWriteTransport(transport, self.loop)
+        super().connection_made(self._one_write)  # type: ignore[arg-type]
         self._waiting_since = self.loop.time()
         self._head_timer = self.loop.call_later(self.header_timeout_s, self._check_head)
 
@@ -98,6 +102,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
+        self._one_write.flush()  # head and body in one send(), before a pipelined next answer
         super().on_response_complete()
         if self._pending_400 is not None and not self.pipeline:
             self._write_400(self._pending_400)

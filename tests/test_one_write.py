@@ -43,16 +43,21 @@ def test_what_one_turn_writes_leaves_in_one_write() -> None:
         seen.append(list(inner.writes))
         t.write(b"x" * (ONE_WRITE_MAX + 1))  # a large body goes out at once
         seen.append(list(inner.writes))
+        t.write(b"head")
+        t.write(b"body")
+        t.flush()  # what the protocol does when a response is complete: no wait for the turn
+        seen.append(list(inner.writes))
         t.write(b"tail")
         t.close()  # closing sends what is pending first
         seen.append(list(inner.writes))
         assert inner.closed and t.get_extra_info("peername") == ("127.0.0.1", 1)
         return seen
 
-    before_turn, after_turn, large, closed = asyncio.run(scenario())
+    before_turn, after_turn, large, flushed, closed = asyncio.run(scenario())
     assert before_turn == []
     assert after_turn == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
     assert len(large) == 2 and len(large[1]) == ONE_WRITE_MAX + 1
+    assert flushed[-1] == b"headbody"
     assert closed[-1] == b"tail"
 
 
