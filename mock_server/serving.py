@@ -34,11 +34,12 @@ ONE_WRITE_MAX = 64 * 1024
 
 
 class OneWriteTransport:
-    """The connection's transport, except that a response leaves in one `send()`: uvicorn writes
-    a response's head and its body separately, and on loopback each write is a system call
-    (~3 us of the ~25 us uvicorn spends on an answer). What is written waits until the
-    response is complete (the protocol flushes then) or, for anything else, until the end of
-    the event loop's turn.
+    """The connection's transport, except that what is written in one turn of the event loop
+    leaves in one `send()` at the end of the turn: uvicorn writes a response's head and its
+    body separately, and on loopback each write is a system call. Measured on a poll with 32
+    connections: 54 us of server CPU per answer, against 70 us when each response is sent as
+    soon as it is complete (the turn's answers then leave one by one, and the loop wakes more
+    often); the price is one turn of latency on a lone connection (~15 us).
     Past ONE_WRITE_MAX bytes pending, a write goes out at once, so the transport's own flow
     control sees a large body as it did. Everything else is the transport's (attribute lookups
     fall through to it)."""
@@ -60,7 +61,7 @@ class OneWriteTransport:
             self.flush()
 
     def flush(self) -> None:
-        """Send what is pending now (a response is complete: no reason to wait for the turn)."""
+        """Send what is pending now: at the end of the turn, on close, past ONE_WRITE_MAX."""
         if not self._pending:
             return
         data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
@@ -89,11 +90,10 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     _head_timer: asyncio.TimerHandle | None = None
     _waiting_since: float | None = None
     _pending_400: str | None = None
-    _one_write: OneWriteTransport
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        self._one_write = OneWriteTransport(transport, self.loop)
-        super().connection_made(self._one_write)  # type: ignore[arg-type]
+        one_write: Any = OneWriteTransport(transport, self.loop)
+        super().connection_made(one_write)
         self._waiting_since = self.loop.time()
         self._head_timer = self.loop.call_later(self.header_timeout_s, self._check_head)
 
@@ -102,7 +102,6 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
-        self._one_write.flush()  # head and body in one send(), before a pipelined next answer
         super().on_response_complete()
         if self._pending_400 is not None and not self.pipeline:
             self._write_400(self._pending_400)

@@ -125,6 +125,9 @@ class ServerProcess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc_type is not None and exc_type is not KeyboardInterrupt:
+            # a failing test shows what the server logged (pytest prints captured output)
+            print(f"--- log of the server on port {self.port} ---\n{self.log_text()[-6000:]}")
         self.close()
 
 
