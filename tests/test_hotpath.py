@@ -389,3 +389,11 @@ def test_the_body_parser_is_json_loads_on_random_documents() -> None:
         _same_parse(json.dumps({"pad": PAD, "doc": doc}, ensure_ascii=ascii_only).encode())
 
     same()
+
+
+def test_stored_text_is_always_json() -> None:
+    """json.dumps wrote Infinity and NaN, which no JSON reader takes; orjson writes null."""
+    for value in ({"x": float("inf")}, [float("-inf"), float("nan")]):
+        text = codec.dumps(value)
+        assert "Infinity" not in text and "NaN" not in text
+        assert None in (json.loads(text).values() if isinstance(value, dict) else json.loads(text))

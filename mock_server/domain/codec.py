@@ -89,7 +89,9 @@ def dump_bytes(value: object) -> bytes:
 
     orjson encodes dataclasses, enums and tuples itself, in one C call (a journal entry: ~1 us
     against ~10 us for to_doc + json.dumps). What it refuses, a str holding a lone surrogate or
-    an int past 64 bits, goes the old way, whose ASCII escapes store any str unchanged.
+    an int past 64 bits, goes the old way, whose ASCII escapes store any str unchanged. The
+    text is always JSON: a non-finite float would be written as null (json.dumps wrote
+    `Infinity`, which no JSON reader takes); no stored record holds one (see the store tests).
     """
     try:
         return exact(orjson.dumps(value))
