@@ -448,6 +448,15 @@ def parser() -> argparse.ArgumentParser:
         help="[LIPSYNC_MOCK_RECORD] with --proxy-to: append every interaction to FILE (JSON "
         "lines, secrets redacted)",
     )
+    record_mb = _number(0, 1024 * 1024, low_open=True)
+    add(
+        "--record-max-mb",
+        type=_checked(record_mb),
+        default=_env("LIPSYNC_MOCK_RECORD_MAX_MB", record_mb, 256.0),
+        metavar="MB",
+        help="[LIPSYNC_MOCK_RECORD_MAX_MB] with --record: the file's limit; past it one "
+        "'truncated' record is written and later ones are not (default: 256)",
+    )
     proxy_auths = ["passthrough", "resign"]
     add(
         "--proxy-auth",
@@ -558,6 +567,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
         admin_token=args.admin_token,
         proxy_to=args.proxy_to,
         record_file=args.record,
+        record_max_bytes=int(args.record_max_mb * 1024 * 1024),
         proxy_auth=args.proxy_auth,
         upstream_timeout_s=args.upstream_timeout,
         replay_file=args.replay,

@@ -58,6 +58,7 @@ class Config:
     # Proxy mode (`--proxy-to`): the upstream, the recording and how requests are signed.
     proxy_to: str | None = None
     record_file: str | None = None
+    record_max_bytes: int = 256 * 1024 * 1024  # the recording file's limit (--record-max-mb)
     proxy_auth: str = "passthrough"  # or "resign": a fresh JWT from the first account's AK/SK
     upstream_timeout_s: float = 60.0
     # Replay mode (`--replay`): recorded interactions answered on the mock's clock.

@@ -218,6 +218,28 @@ class TestUpstream:
             assert_envelope(answer, 1203)
 
 
+class TestRecordingBudget:
+    def test_the_recording_stops_at_its_limit_and_the_proxy_goes_on(self, tmp_path: Path) -> None:
+        """--record-max-mb 0.01: the file stays within 10 KiB and one marker line; every
+        request is still proxied; the readers take the file (replay finds its exchanges)."""
+        path = tmp_path / "capped.jsonl"
+        limit = int(0.01 * 1024 * 1024)
+        with ServerProcess() as upstream, ServerProcess(
+            "--proxy-to", upstream.base_url, "--record", str(path), "--record-max-mb", "0.01"
+        ) as proxy, httpx.Client(base_url=proxy.base_url, headers=AUTH, timeout=10) as http:
+            statuses = [http.get("/v1/videos/advanced-lip-sync").status_code for _ in range(60)]
+            size = path.stat().st_size
+            records = recording.read(path)
+        kinds = Counter(r["kind"] for r in records)
+        print(f"\n60 requests proxied, recording {size} B for a {limit} B limit; {dict(kinds)}")
+        assert statuses == [200] * 60
+        assert records[-1]["kind"] == "truncated" and kinds["truncated"] == 1
+        assert 5 <= kinds["exchange"] < 60
+        last_line = path.read_text().splitlines()[-1]
+        assert size - len(last_line) - 1 <= limit
+        assert Replay.from_file(path, load_spec(), lambda: 0) is not None
+
+
 class TestOptions:
     @pytest.mark.parametrize(
         ("argv", "fragment"),

@@ -63,7 +63,7 @@ class Proxy:
         self.config = config
         self.spec = spec
         self.upstream = config.proxy_to.rstrip("/")
-        self.recorder = Recorder(config.record_file)
+        self.recorder = Recorder(config.record_file, config.record_max_bytes)
         timeout = httpx.Timeout(
             config.upstream_timeout_s, connect=min(10.0, config.upstream_timeout_s)
         )

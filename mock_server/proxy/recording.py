@@ -1,19 +1,24 @@
 """The recording format: JSON lines of exchanges, status changes and callbacks, secrets redacted.
 
-Every line is one object with `kind` (`session`, `exchange`, `status`, `callback`) and `at_ms`
-(Unix ms, wall clock). The proxy writes it; replay and `python -m contracts drift` read it.
+Every line is one object with `kind` (`session`, `exchange`, `status`, `callback`, and
+`truncated` when the file reached its byte limit) and `at_ms` (Unix ms, wall clock). The
+proxy writes it; replay and `python -m contracts drift` read it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
+
+log = logging.getLogger("mock_server")
 
 REDACTED = "[redacted]"
 # Headers and body keys whose values are credentials; they never reach the file.
@@ -62,24 +67,59 @@ def parse_json(raw: bytes) -> Any:
         return f"[{len(raw)} bytes, not JSON]"
 
 
-class Recorder:
-    """Appends records to a file, one JSON object per line, flushed at once; thread-safe."""
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
-    def __init__(self, path: str | Path | None) -> None:
+
+class Recorder:
+    """Appends records to a file, one JSON object per line, flushed at once; thread-safe.
+
+    The file holds at most `max_bytes` (what it held before counts: records are appended).
+    The record that would pass it is replaced by one `truncated` record saying so, and later
+    ones are counted in `dropped`, not written: a proxy left running keeps answering, and its
+    disk does not fill up.
+    """
+
+    def __init__(self, path: str | Path | None, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._file: IO[str] | None = (
             open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115 - closed by close()
         )
+        self._size = os.fstat(self._file.fileno()).st_size if self._file is not None else 0
+        self._max = max_bytes
         self._lock = threading.Lock()
         self.count = 0
+        self.dropped = 0
 
     def write(self, kind: str, **fields: Any) -> None:
         record = {"kind": kind, "at_ms": now_ms(), **fields}
-        line = json.dumps(record, ensure_ascii=True, separators=(",", ":"))
+        line = json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n"
         with self._lock:
             self.count += 1
-            if self._file is not None:
-                self._file.write(line + "\n")
-                self._file.flush()
+            if self._file is None:
+                return
+            if self.dropped or self._size + len(line) > self._max:
+                if not self.dropped:
+                    self._truncate(record)
+                self.dropped += 1
+                return
+            self._file.write(line)  # ASCII: as many bytes as characters
+            self._file.flush()
+            self._size += len(line)
+
+    def _truncate(self, first_dropped: dict[str, Any]) -> None:
+        assert self._file is not None
+        marker = {
+            "kind": "truncated",
+            "at_ms": first_dropped["at_ms"],
+            "max_bytes": self._max,
+            "reason": "the recording reached --record-max-mb; later records were not written",
+        }
+        self._file.write(json.dumps(marker, separators=(",", ":")) + "\n")
+        self._file.flush()
+        log.warning(
+            "recording: %s reached its limit of %d bytes; later records are not written",
+            self._file.name,
+            self._max,
+        )
 
     def close(self) -> None:
         with self._lock:
