@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -224,9 +225,13 @@ class TestRecordingBudget:
         request is still proxied; the readers take the file (replay finds its exchanges)."""
         path = tmp_path / "capped.jsonl"
         limit = int(0.01 * 1024 * 1024)
-        with ServerProcess() as upstream, ServerProcess(
-            "--proxy-to", upstream.base_url, "--record", str(path), "--record-max-mb", "0.01"
-        ) as proxy, httpx.Client(base_url=proxy.base_url, headers=AUTH, timeout=10) as http:
+        with (
+            ServerProcess() as upstream,
+            ServerProcess(
+                "--proxy-to", upstream.base_url, "--record", str(path), "--record-max-mb", "0.01"
+            ) as proxy,
+            httpx.Client(base_url=proxy.base_url, headers=AUTH, timeout=10) as http,
+        ):
             statuses = [http.get("/v1/videos/advanced-lip-sync").status_code for _ in range(60)]
             size = path.stat().st_size
             records = recording.read(path)
@@ -259,6 +264,39 @@ class TestOptions:
 
 
 class TestReplay:
+    def test_replay_reads_bodies_within_the_api_limits(
+        self, recorded: tuple[list[dict[str, Any]], Session, Path]
+    ) -> None:
+        """A replaying mock takes --max-body-mb and --body-timeout like the API: a body past
+        the limit, or one that never finishes, is 1200 (it was held as long as the client
+        liked, and up to 64 MB were read)."""
+        _, _, path = recorded
+        with ServerProcess(
+            "--replay", str(path), "--max-body-mb", "0.01", "--body-timeout", "1"
+        ) as replay:
+            big = httpx.post(
+                replay.base_url + "/v1/videos/identify-face",
+                headers=AUTH,
+                json={"video_url": "x" * 20_000},
+                timeout=10,
+            )
+            with socket.create_connection(("127.0.0.1", replay.port), timeout=10) as sock:
+                sock.sendall(
+                    b"POST /v1/videos/identify-face HTTP/1.1\r\nHost: x\r\n"
+                    + f"Authorization: {AUTH['Authorization']}\r\n".encode()
+                    + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+                )
+                started = time.monotonic()
+                head = sock.recv(65536)
+                waited = time.monotonic() - started
+        print(
+            f"\nreplay: 20 KB body -> {big.status_code}; unfinished body answered in {waited:.2f} s"
+        )
+        assert_envelope(big, 1200)
+        assert "larger than 10485 bytes" in big.json()["message"]
+        assert head.startswith(b"HTTP/1.1 400") and b'"code":1200' in head
+        assert 0.9 <= waited < 5
+
     def test_replay_answers_and_plays_lifecycles_on_the_clock(
         self, recorded: tuple[list[dict[str, Any]], Session, Path]
     ) -> None:

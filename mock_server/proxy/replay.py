@@ -20,6 +20,7 @@ from starlette.routing import Route
 from ..domain.errors import INVALID_REQUEST, ApiError
 from ..spec import Spec
 from ..web import responses
+from ..web.pipeline import read_body
 from .recording import RecordingError, operation_of, parse_json, read, redact_body
 
 log = logging.getLogger("mock_server")
@@ -78,9 +79,13 @@ class Replay:
         spec: Spec,
         now_ms: Callable[[], int],
         authenticate: Callable[[str | None], object] | None = None,
+        body_limit: int = 10 * 1024 * 1024,
+        body_timeout_s: float = 30.0,
     ):
         self.spec = spec
         self.now_ms = now_ms
+        # A request body is read as the API's are: bounded in bytes and in time.
+        self.body_limit, self.body_timeout_s = body_limit, body_timeout_s
         # The recording keeps no credentials: a request is checked against the mock's accounts.
         self.authenticate = authenticate
         self.answers: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -127,11 +132,13 @@ class Replay:
         spec: Spec,
         now_ms: Callable[[], int],
         authenticate: Callable[[str | None], object] | None = None,
+        body_limit: int = 10 * 1024 * 1024,
+        body_timeout_s: float = 30.0,
     ) -> Replay:
         records = read(path)
         if not any(r["kind"] == "exchange" for r in records):
             raise RecordingError(f"{path}: the recording holds no exchange to replay")
-        return cls(records, spec, now_ms, authenticate)
+        return cls(records, spec, now_ms, authenticate, body_limit, body_timeout_s)
 
     def _miss(self, operation: str | None, method: str, path: str) -> Response:
         error = ApiError(
@@ -204,11 +211,10 @@ class Replay:
             answer = self.poll(params["id"])
             if answer is not None:
                 return answer
-        raw = b""
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > 64 * 1024 * 1024:
-                return self._miss(operation, request.method, request.url.path)
+        try:
+            raw = await read_body(request, self.body_limit, self.body_timeout_s)
+        except ApiError as error:
+            return responses.failure(error, "replay-body", self.spec.http_status)
         body = redact_body(parse_json(raw))
         key = _canonical(operation, request.method, request.url.path, request.url.query, body)
         recorded = self.answers.get(key)

@@ -121,7 +121,12 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> ApiFro
         from ..proxy.replay import Replay, replay_routes
 
         replay = Replay.from_file(
-            config.replay_file, mock.spec, mock.backend.now_ms, mock.auth.authenticate
+            config.replay_file,
+            mock.spec,
+            mock.backend.now_ms,
+            mock.auth.authenticate,
+            body_limit=config.max_body_bytes,
+            body_timeout_s=config.body_timeout_s,
         )
         app.router.routes[0:0] = replay_routes(replay)
         api = []  # the recording answers every /v1/ request: Starlette routes them to it

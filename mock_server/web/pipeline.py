@@ -88,17 +88,10 @@ def _no_big_float(value: Any) -> bool:
     return True
 
 
-async def read_json(
-    request: Request, limit: int, allow_empty: bool = False, timeout_s: float = 30.0
-) -> dict[str, Any]:
-    """The body as a JSON object; size is checked before and while it is read, never after.
-
-    `allow_empty`: an empty body is the empty object (the control API's bodiless POSTs)."""
-    ctype = header(request, b"content-type")
-    if ctype is not None and ctype.split(";")[0].strip().lower() != "application/json":
-        raise ApiError.rule_broken(
-            "body-json", f"Content-Type must be application/json, got {ctype!r}", INVALID_REQUEST
-        )
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The raw body, at most `limit` bytes and within `timeout_s`, or ApiError (1200):
+    checked against Content-Length before a byte is read, and while it is read. The bytes are
+    left in the scope too, for the journal's size and hash."""
     declared = header(request, b"content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -120,7 +113,22 @@ async def read_json(
             f"the body did not arrive within {timeout_s:g} s ({size} bytes received)",
         ) from None
     raw = b"".join(chunks)
-    request.scope[RAW_BODY] = raw  # the journal keeps its size and hash
+    request.scope[RAW_BODY] = raw
+    return raw
+
+
+async def read_json(
+    request: Request, limit: int, allow_empty: bool = False, timeout_s: float = 30.0
+) -> dict[str, Any]:
+    """The body as a JSON object; size is checked before and while it is read, never after.
+
+    `allow_empty`: an empty body is the empty object (the control API's bodiless POSTs)."""
+    ctype = header(request, b"content-type")
+    if ctype is not None and ctype.split(";")[0].strip().lower() != "application/json":
+        raise ApiError.rule_broken(
+            "body-json", f"Content-Type must be application/json, got {ctype!r}", INVALID_REQUEST
+        )
+    raw = await read_body(request, limit, timeout_s)
     if allow_empty and not raw.strip():
         return {}
     try:
