@@ -264,6 +264,41 @@ class TestOptions:
 
 
 class TestReplay:
+    def test_replayed_requests_are_journaled(
+        self, recorded: tuple[list[dict[str, Any]], Session, Path]
+    ) -> None:
+        """Each request a replaying mock answers is one journal entry, as on the API: the
+        operation, the status and code the client got, its request id, the account, the body
+        summary and hash, the polled status (it kept none before)."""
+        _, session, path = recorded
+        with (
+            ServerProcess("--replay", str(path), "--clock", "manual") as replay,
+            httpx.Client(base_url=replay.base_url, headers=AUTH, trust_env=False) as http,
+        ):
+            hit = http.post("/v1/videos/identify-face", json=identify_body())
+            miss = http.post("/v1/videos/identify-face", json={"video_url": "https://other"})
+            refused = http.get("/v1/videos/advanced-lip-sync", headers={"Authorization": "x"})
+            task_id = next(iter(session.tasks.values()))["task_id"]
+            polled = http.get(f"/v1/videos/advanced-lip-sync/{task_id}")
+            admin = AdminClient(replay.base_url)
+            try:
+                entries = admin.journal()
+            finally:
+                admin.close()
+        print(
+            f"\nreplay journal: {[(e['operation'], e['http_status'], e['code']) for e in entries]}"
+        )
+        assert len(entries) == 4
+        first, second, third, fourth = entries
+        assert (first["operation"], first["http_status"], first["code"]) == ("identifyFace", 200, 0)
+        assert first["request_id"] == hit.json()["request_id"]
+        assert first["account"] == "mock-access-key"
+        assert first["body_sha256"] and first["body"] == identify_body()
+        assert second["code"] == miss.json()["code"] != 0 and second["request_id"] == "replay-miss"
+        assert third["code"] == refused.json()["code"] != 0 and third["account"] is None
+        assert fourth["operation"] == "getLipSyncTask"
+        assert fourth["task_status"] == polled.json()["data"]["task_status"]
+
     def test_replay_reads_bodies_within_the_api_limits(
         self, recorded: tuple[list[dict[str, Any]], Session, Path]
     ) -> None:
@@ -425,9 +460,9 @@ class TestReplay:
         replay.created("t1", None)
 
         def status() -> str:
-            answer = replay.poll("t1")
+            answer = replay.poll_answer("t1")
             assert answer is not None
-            return str(json.loads(bytes(answer.body))["data"]["task_status"])
+            return str(answer[0]["data"]["task_status"])
 
         assert status() == "submitted"
         clock[0] = 299

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -68,6 +69,19 @@ def _offset(task: Any, fallback: int) -> int:
         if isinstance(created, int) and isinstance(updated, int) and updated >= created:
             return updated - created
     return fallback
+
+
+@dataclass(slots=True)
+class Replayed:
+    """What replay answered one request, and what the journal keeps of it."""
+
+    response: Response
+    operation: str | None
+    request_id: str  # the one the client got: the recorded answer's, or replay-miss/-auth/-body
+    principal: object = None  # what the mock's authenticator said of the request
+    body: Any = None  # the request body as JSON (a short description when it is none)
+    error: ApiError | None = None
+    task_status: str | None = None  # what a query of one task answered
 
 
 class Replay:
@@ -140,7 +154,7 @@ class Replay:
             raise RecordingError(f"{path}: the recording holds no exchange to replay")
         return cls(records, spec, now_ms, authenticate, body_limit, body_timeout_s)
 
-    def _miss(self, operation: str | None, method: str, path: str) -> Response:
+    def _miss(self, operation: str | None, method: str, path: str) -> tuple[Response, ApiError]:
         error = ApiError(
             INVALID_REQUEST,
             f"replay: no recorded interaction matches {method} {path} "
@@ -148,7 +162,7 @@ class Replay:
         )
         response = responses.failure(error, "replay-miss", self.spec.http_status)
         response.headers["x-mock-replay"] = "miss"
-        return response
+        return response, error
 
     @staticmethod
     def _answer(body: Any, status: int) -> Response:
@@ -159,7 +173,8 @@ class Replay:
             headers={"x-mock-replay": "hit"},
         )
 
-    def poll(self, task_id: str) -> Response | None:
+    def poll_answer(self, task_id: str) -> tuple[Any, int] | None:
+        """The recorded answer (body, status) of a poll of `task_id` at this moment."""
         life = self.lives.get(task_id)
         if life is None or not life.polls:
             return None
@@ -169,8 +184,8 @@ class Replay:
             if poll[0] <= elapsed:
                 chosen = poll
         if chosen is None:
-            return self._answer(*life.before_first_poll())
-        return self._answer(chosen[1], chosen[2])
+            return life.before_first_poll()
+        return chosen[1], chosen[2]
 
     def created(self, task_id: Any, callback_url: Any) -> None:
         if not isinstance(task_id, str) or task_id not in self.lives:
@@ -200,26 +215,31 @@ class Replay:
                     log.warning("replay: the callback to %s failed: %s", url, exc)
             await asyncio.sleep(TICK_S)
 
-    async def handle(self, request: Request) -> Response:
+    async def answer(self, request: Request) -> Replayed:
         operation, params = operation_of(self.spec.document, request.method, request.url.path)
+        principal: object = None
         if self.authenticate is not None:
             try:
-                self.authenticate(request.headers.get("authorization"))
+                principal = self.authenticate(request.headers.get("authorization"))
             except ApiError as error:
-                return responses.failure(error, "replay-auth", self.spec.http_status)
+                failed = responses.failure(error, "replay-auth", self.spec.http_status)
+                return Replayed(failed, operation, "replay-auth", error=error)
         if operation == "getLipSyncTask":
-            answer = self.poll(params["id"])
-            if answer is not None:
-                return answer
+            polled = self.poll_answer(params["id"])
+            if polled is not None:
+                return self._hit(polled[0], polled[1], operation, principal, None)
         try:
             raw = await read_body(request, self.body_limit, self.body_timeout_s)
         except ApiError as error:
-            return responses.failure(error, "replay-body", self.spec.http_status)
-        body = redact_body(parse_json(raw))
+            failed = responses.failure(error, "replay-body", self.spec.http_status)
+            return Replayed(failed, operation, "replay-body", principal, error=error)
+        parsed = parse_json(raw)
+        body = redact_body(parsed)
         key = _canonical(operation, request.method, request.url.path, request.url.query, body)
         recorded = self.answers.get(key)
         if not recorded:
-            return self._miss(operation, request.method, request.url.path)
+            missed, why = self._miss(operation, request.method, request.url.path)
+            return Replayed(missed, operation, "replay-miss", principal, parsed, why)
         index = min(self.cursor[key], len(recorded) - 1)
         self.cursor[key] += 1
         exchange = recorded[index]
@@ -230,11 +250,36 @@ class Replay:
                 data.get("task_id") if isinstance(data, dict) else None,
                 body.get("callback_url") if isinstance(body, Mapping) else None,
             )
-        return self._answer(answer, exchange["response"]["status"])
+        return self._hit(answer, exchange["response"]["status"], operation, principal, parsed)
+
+    def _hit(
+        self, answer: Any, status: int, operation: str | None, principal: object, body: Any
+    ) -> Replayed:
+        rid = answer.get("request_id") if isinstance(answer, dict) else None
+        data = answer.get("data") if isinstance(answer, dict) else None
+        task_status = data.get("task_status") if isinstance(data, dict) else None
+        return Replayed(
+            self._answer(answer, status),
+            operation,
+            rid if isinstance(rid, str) else "",
+            principal,
+            body,
+            task_status=task_status
+            if operation == "getLipSyncTask" and isinstance(task_status, str)
+            else None,
+        )
 
 
-def replay_routes(replay: Replay) -> list[Route]:
-    """Routes in front of the mock's API: every /v1/ request is answered from the recording."""
-    return [
-        Route("/v1/{path:path}", replay.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-    ]
+def replay_routes(
+    replay: Replay, answered: Callable[[Request, Replayed, float], None]
+) -> list[Route]:
+    """Routes in front of the mock's API: every /v1/ request is answered from the recording,
+    and handed with what was answered to `answered` (the mock's journal and log line)."""
+
+    async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        done = await replay.answer(request)
+        answered(request, done, started)
+        return done.response
+
+    return [Route("/v1/{path:path}", endpoint, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])]

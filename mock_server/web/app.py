@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..auth import Principal
 from ..config import Config
 from ..domain.errors import INTERNAL, INVALID_METHOD, INVALID_REQUEST, ApiError
 from . import responses
@@ -24,6 +27,9 @@ from .front import ApiFront
 from .guard import AdminTokenGuard
 from .pipeline import answered
 from .ui import ui_routes
+
+if TYPE_CHECKING:
+    from ..proxy.replay import Replayed
 
 __all__ = ["Mock", "build_mock", "create_app", "open_store"]
 
@@ -50,6 +56,25 @@ async def server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     error = ApiError(INTERNAL, "internal error in the mock; see its log")
     return responses.failure(error, mock.backend.request_id(), mock.spec.http_status)
+
+
+def _journal_replayed(mock: Mock, request: Request, done: Replayed, started: float) -> None:
+    """A replayed answer in the journal and the log, as an API answer would be: coverage and
+    check-client read a replaying mock's journal like any other."""
+    principal = done.principal if isinstance(done.principal, Principal) else None
+    request_id = done.request_id or mock.backend.request_id()
+    answered(
+        mock,
+        request,
+        done.operation,
+        principal,
+        done.body,
+        done.response,
+        done.error,
+        request_id,
+        started,
+        task_status=done.task_status,
+    )
 
 
 FREEZE_CHECK_S = 5.0
@@ -128,7 +153,7 @@ def create_app(config: Config | None = None, mock: Mock | None = None) -> ApiFro
             body_limit=config.max_body_bytes,
             body_timeout_s=config.body_timeout_s,
         )
-        app.router.routes[0:0] = replay_routes(replay)
+        app.router.routes[0:0] = replay_routes(replay, functools.partial(_journal_replayed, mock))
         api = []  # the recording answers every /v1/ request: Starlette routes them to it
     if config.admin_token:
         app.add_middleware(AdminTokenGuard, token=config.admin_token)
