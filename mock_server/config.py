@@ -48,6 +48,7 @@ class Config:
     max_tasks: int = 1_000_000  # tasks kept (all accounts); past it creates answer 1102
     max_sessions: int = 1_000_000  # identify-face sessions kept; past it identify answers 1102
     journal_bytes: int = 16 * 1024 * 1024  # the journal's (and the delivery log's) byte budget
+    fixture_bytes: int = 16 * 1024 * 1024  # fixtures documents kept for a restart, in all
     log_level: str = "info"
     log_format: str = "text"
     # When set, every /__admin/ request must carry it in the X-Admin-Token header.

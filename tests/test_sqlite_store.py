@@ -597,10 +597,10 @@ def test_huge_fixture_documents_stop_at_the_budget(
     make_client: Callable[..., TestClient], store_spec: str
 ) -> None:
     """Fixtures documents (each under the control API's 1 MB body limit and its 10,000 items
-    per list) are kept up to the 16 MB budget: the one that would pass it is refused with 1201
-    and installs nothing, so a restart replays at most 16 MB."""
+    per list) are kept up to the budget (16 MB by default, 4 MB here): the one that would pass
+    it is refused with 1201 and installs nothing, so a restart replays at most the budget."""
     url = "https://cdn.example.com/{:02d}/{:08d}.mp4"
-    client = make_client(store=store_spec)
+    client = make_client(store=store_spec, fixture_bytes=4 * 1024 * 1024)
     accepted = 0
     refused = None
     for doc in range(60):
@@ -611,12 +611,12 @@ def test_huge_fixture_documents_stop_at_the_budget(
             refused = (r, time.perf_counter() - started)
             break
         accepted += 1
-    assert refused is not None, "60 documents of ~0.6 MB were all kept, past a 16 MB budget"
+    assert refused is not None, "60 documents of ~0.6 MB were all kept, past a 4 MB budget"
     r, spent = refused
     kind = store_spec[:6]
     print(f"\n[fixtures {kind}] {accepted} documents kept, the next refused in {spent:.2f} s")
     assert r.status_code == 400 and r.json()["code"] == 1201, r.text[:300]
     assert "DELETE /__admin/fixtures first" in r.json()["message"]
-    assert 20 <= accepted < 40
+    assert 4 <= accepted < 10
     summary = client.get("/__admin/fixtures").json()["data"]["summary"]
     assert summary["videos"] == accepted * 9_000

@@ -72,12 +72,15 @@ async def _fetch(http: httpx.AsyncClient, url: str, limit: int) -> bytes:
 def open_store(config: Config) -> Store:
     """The store `config.store` names: `memory` or `sqlite:PATH`."""
     kind, _, path = config.store.partition(":")
+    budgets = {
+        "journal_limit": config.journal_limit,
+        "journal_bytes": config.journal_bytes,
+        "fixture_bytes": config.fixture_bytes,
+    }
     if config.store == "memory":
-        return MemoryStore(journal_limit=config.journal_limit, journal_bytes=config.journal_bytes)
+        return MemoryStore(**budgets)
     if kind == "sqlite" and path:
-        return SqliteStore(
-            path, journal_limit=config.journal_limit, journal_bytes=config.journal_bytes
-        )
+        return SqliteStore(path, **budgets)
     raise ValueError(
         f"store {config.store!r}: expected 'memory' or 'sqlite:PATH' (e.g. sqlite:./mock.db)"
     )
