@@ -163,6 +163,33 @@ class TestUpstream:
                 )
                 assert_envelope(bare, 1001)
 
+    @pytest.mark.parametrize(
+        "failure",
+        [
+            httpx.ReadError("connection reset by peer"),
+            ConnectionResetError(104, "Connection reset by peer"),
+            RuntimeError("unable to perform operation on <TCPTransport closed=True>"),
+        ],
+        ids=["httpx", "oserror", "uvloop-runtimeerror"],
+    )
+    def test_an_upstream_transport_failure_is_5001_not_5000(self, failure: Exception) -> None:
+        """However the transport reports a reset upstream connection, the client gets 5001."""
+        from starlette.testclient import TestClient
+
+        from mock_server.config import Config
+        from mock_server.proxy.app import create_proxy_app
+
+        def fail(request: httpx.Request) -> httpx.Response:
+            raise failure
+
+        app = create_proxy_app(Config(proxy_to="http://127.0.0.1:9"))
+        app.state.proxy.http = httpx.AsyncClient(transport=httpx.MockTransport(fail))
+        with TestClient(app) as client:
+            answer = client.get("/v1/videos/advanced-lip-sync", headers=AUTH)
+        assert answer.status_code == load_spec().http_status[5001], answer.text
+        assert answer.json()["code"] == 5001 and answer.json()["data"] is None
+        assert "the upstream cannot be reached" in answer.json()["message"]
+
     def test_unreachable_and_hanging_upstreams_get_the_envelope(self) -> None:
         """A closed port answers 5001 (503); an upstream that never answers 5002 (504) in time."""
         with FailingReceiver("reset") as closed, FailingReceiver("hang") as hang:

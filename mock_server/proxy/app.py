@@ -147,7 +147,11 @@ class Proxy:
             error = (TIMEOUT_CODE, f"the upstream did not answer in time ({type(exc).__name__})")
         except BodyTooLarge:
             error = (INTERNAL, f"the upstream answer is larger than {MAX_UPSTREAM_BYTES} bytes")
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, RuntimeError) as exc:
+            # RuntimeError: uvloop's transport raises it for a write on a connection the
+            # upstream reset, and anyio passes it on while the transport does not say it is
+            # closing yet; it reaches here unwrapped by httpx. Nothing else in this block
+            # raises it.
             error = (UNAVAILABLE, f"the upstream cannot be reached: {exc or type(exc).__name__}")
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
         answer_body = parse_json(answer)
