@@ -96,7 +96,12 @@ def dump_bytes(value: object) -> bytes:
     try:
         return exact(orjson.dumps(value))
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(to_doc(value), separators=(",", ":")).encode()
+        return _escaped(value).encode()
+
+
+def _escaped(value: object) -> str:
+    """The old way, for what orjson refuses: ASCII escapes keep any str as it was."""
+    return json.dumps(to_doc(value), separators=(",", ":"))
 
 
 def exact(data: bytes) -> bytes:
@@ -111,7 +116,7 @@ def dumps(value: object) -> str:
     try:
         return orjson.dumps(value).decode()  # the str is a copy of its own size
     except TypeError:
-        return json.dumps(to_doc(value), separators=(",", ":"))
+        return _escaped(value)
 
 
 def loads(cls: type[T], text: str | bytes) -> T:

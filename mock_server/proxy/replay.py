@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..auth import Principal
 from ..domain.errors import INVALID_REQUEST, ApiError
 from ..spec import Spec
 from ..web import responses
@@ -78,7 +79,7 @@ class Replayed:
     response: Response
     operation: str | None
     request_id: str  # the one the client got: the recorded answer's, or replay-miss/-auth/-body
-    principal: object = None  # what the mock's authenticator said of the request
+    principal: Principal | None = None  # who the mock's authenticator said sent it
     body: Any = None  # the request body as JSON (a short description when it is none)
     error: ApiError | None = None
     task_status: str | None = None  # what a query of one task answered
@@ -92,7 +93,7 @@ class Replay:
         records: list[dict[str, Any]],
         spec: Spec,
         now_ms: Callable[[], int],
-        authenticate: Callable[[str | None], object] | None = None,
+        authenticate: Callable[[str | None], Principal] | None = None,
         body_limit: int = 10 * 1024 * 1024,
         body_timeout_s: float = 30.0,
     ):
@@ -145,7 +146,7 @@ class Replay:
         path: str | Path,
         spec: Spec,
         now_ms: Callable[[], int],
-        authenticate: Callable[[str | None], object] | None = None,
+        authenticate: Callable[[str | None], Principal] | None = None,
         body_limit: int = 10 * 1024 * 1024,
         body_timeout_s: float = 30.0,
     ) -> Replay:
@@ -217,7 +218,7 @@ class Replay:
 
     async def answer(self, request: Request) -> Replayed:
         operation, params = operation_of(self.spec.document, request.method, request.url.path)
-        principal: object = None
+        principal: Principal | None = None
         if self.authenticate is not None:
             try:
                 principal = self.authenticate(request.headers.get("authorization"))
@@ -253,7 +254,12 @@ class Replay:
         return self._hit(answer, exchange["response"]["status"], operation, principal, parsed)
 
     def _hit(
-        self, answer: Any, status: int, operation: str | None, principal: object, body: Any
+        self,
+        answer: Any,
+        status: int,
+        operation: str | None,
+        principal: Principal | None,
+        body: Any,
     ) -> Replayed:
         rid = answer.get("request_id") if isinstance(answer, dict) else None
         data = answer.get("data") if isinstance(answer, dict) else None

@@ -16,7 +16,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..auth import Principal
 from ..config import Config
 from ..domain.errors import INTERNAL, INVALID_METHOD, INVALID_REQUEST, ApiError
 from . import responses
@@ -61,13 +60,12 @@ async def server_error(request: Request, exc: Exception) -> Response:
 def _journal_replayed(mock: Mock, request: Request, done: Replayed, started: float) -> None:
     """A replayed answer in the journal and the log, as an API answer would be: coverage and
     check-client read a replaying mock's journal like any other."""
-    principal = done.principal if isinstance(done.principal, Principal) else None
     request_id = done.request_id or mock.backend.request_id()
     answered(
         mock,
         request,
         done.operation,
-        principal,
+        done.principal,
         done.body,
         done.response,
         done.error,
