@@ -58,9 +58,11 @@ def _parse(raw: bytes) -> Any:
     gives is what json gives: orjson refuses what json refuses or decodes otherwise (NaN,
     1e400, lone surrogates, UTF-16, nesting past 1024), and those go to json for its answer and
     its message; it turns an integer past 64 bits into a float, so a value holding a float that
-    large (or more than EXACT_CHECK_NODES values to look at) is parsed again by json.
+    large (or more than EXACT_CHECK_NODES values to look at) is parsed again by json. A body
+    with that many commas holds that many values: it goes to json at once, so no body is
+    parsed twice in full (10 MB of `[1,1,...]`: parsed twice, 342 ms against json's 223 ms).
     """
-    if len(raw) >= ORJSON_MIN_BYTES:
+    if len(raw) >= ORJSON_MIN_BYTES and raw.count(b",") < EXACT_CHECK_NODES:
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:
