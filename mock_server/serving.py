@@ -31,6 +31,7 @@ from .domain.errors import INVALID_REQUEST
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_KEEP_ALIVE_S = 5
 ONE_WRITE_MAX = 64 * 1024
+MAX_PIPELINED = 32  # requests queued behind the one being answered, before reading pauses
 
 
 class OneWriteTransport:
@@ -103,6 +104,12 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if len(self.pipeline) >= MAX_PIPELINED:
+            # uvicorn resumes reading after every answer, however many requests wait: a client
+            # that pipelines without reading its answers would have every request it sends
+            # parsed and queued (~2 KB each: 20,000 requests held 40 MB). Reading waits until
+            # the queue is short again; what one read brings in is still parsed.
+            self.flow.pause_reading()
         if self._pending_400 is not None and not self.pipeline:
             self._write_400(self._pending_400)
         elif not self.transport.is_closing() and not self.pipeline:

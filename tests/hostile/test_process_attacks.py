@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import selectors
 import socket
+import threading
 import time
 
 import httpx
@@ -94,7 +96,6 @@ class TestHeldConnections:
             assert left == 0
             assert took < HEADER_TIMEOUT_S + 3
 
-
     def test_a_busy_connection_is_kept_and_closed_once_it_goes_quiet(self) -> None:
         """The deadline counts from the last answer: a connection polling every 0.3 s for
         longer than the deadline, and one request that takes longer than it, stay open."""
@@ -138,6 +139,62 @@ class TestHeldConnections:
         )
         assert answers == 9 and busy_s > 3 * HEADER_TIMEOUT_S
         assert left == 0
+
+
+class TestPipelining:
+    def test_pipelined_requests_never_read_hold_bounded_memory(self) -> None:
+        """4 connections each pipeline 20,000 polls and read no answer: the server parses
+        what waits in its queue and a read's worth, not everything the clients send (the
+        same attack held +166 MB, +204 MB before round 2's serving changes)."""
+        with ServerProcess() as server:
+            before = server.rss_kb()
+            request = (
+                f"GET /v1/videos/advanced-lip-sync HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {API_KEY}\r\n\r\n"
+            ).encode()
+            socks = []
+            try:
+                for _ in range(4):
+                    sock = socket.create_connection(("127.0.0.1", server.port))
+                    sock.setblocking(False)
+                    socks.append(sock)
+                    with contextlib.suppress(BlockingIOError):
+                        for _ in range(20_000):
+                            sock.send(request)
+                time.sleep(3)
+                grown_mb = (server.rss_kb() - before) / 1024
+                started = time.perf_counter()
+                answer = httpx.get(server.base_url + "/openapi.json", timeout=10, trust_env=False)
+                other_ms = (time.perf_counter() - started) * 1000
+            finally:
+                for sock in socks:
+                    sock.close()
+        print(f"\npipelined, never read: RSS +{grown_mb:.1f} MB; another client {other_ms:.0f} ms")
+        assert answer.status_code == 200 and other_ms < 3000
+        assert grown_mb < 80
+
+    def test_a_long_pipeline_that_is_read_is_answered_whole_and_in_order(self) -> None:
+        """3,000 pipelined requests on one connection, read as they come: all answered."""
+        with (
+            ServerProcess() as server,
+            socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
+        ):
+            requests = b"".join(
+                f"GET /v1/videos/advanced-lip-sync/9{i:017d} HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {API_KEY}\r\n\r\n".encode()
+                for i in range(3_000)
+            )
+            sender = threading.Thread(target=sock.sendall, args=(requests,))
+            sender.start()
+            data = b""
+            while data.count(b"HTTP/1.1 ") < 3_000 or not data.endswith(b"}"):
+                chunk = sock.recv(1 << 20)
+                assert chunk, f"closed after {data.count(b'HTTP/1.1 ')} answers"
+                data += chunk
+            sender.join(10)
+        answers = data.split(b"HTTP/1.1 ")[1:]
+        assert len(answers) == 3_000
+        assert all(f"9{i:017d}".encode() in a for i, a in enumerate(answers))
 
 
 class TestControlPlane:
